@@ -1,0 +1,102 @@
+# ipcsh: the runner (./ipcsh) and the Lua module (./interprocess.so), built
+# from one set of objects.  `make SANITIZE=1 ...` builds into build-san/
+# with AddressSanitizer + UndefinedBehaviorSanitizer.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+LUA_PC ?= lua5.4
+CC ?= cc
+
+ifeq ($(SANITIZE),1)
+B := build-san
+BIN := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1
+else
+B := build
+BIN := .
+SANFLAGS :=
+OPT := -O2
+endif
+
+# Missing headers or busted: run our own installer (as root) first.
+DEPS_OK := $(shell pkg-config --exists $(LUA_PC) 2>/dev/null && command -v busted >/dev/null 2>&1 && echo yes)
+ifneq ($(DEPS_OK),yes)
+ifneq ($(MAKECMDGOALS),clean)
+$(info Lua 5.4 headers or busted are missing: running scripts/install-deps.sh)
+DEPS_RUN := $(shell sh scripts/install-deps.sh >&2 && echo ok)
+ifneq ($(DEPS_RUN),ok)
+$(error could not install dependencies; see the message above)
+endif
+endif
+endif
+
+LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PC))
+LUA_LIBS := $(shell pkg-config --libs $(LUA_PC))
+
+WARN := -Wall -Wextra -Werror -pedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+	-Wpointer-arith -Wformat=2 -Wundef -Wvla -Wno-overlength-strings
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC -pthread $(WARN) $(SANFLAGS) $(CFLAGS)
+LDFLAGS_ALL := -pthread $(SANFLAGS) $(LDFLAGS)
+
+CORE_SRC := $(sort $(wildcard src/core/*.c))
+LUA_SRC := $(sort $(wildcard src/lua/*.c))
+RUNNER_SRC := $(sort $(wildcard src/cli/*.c)) src/ipcsh.c
+LUA_PARTS := $(sort $(wildcard lua/interprocess/*.lua))
+
+CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
+LUA_OBJ := $(LUA_SRC:%.c=$(B)/%.o) $(B)/embedded.o
+RUNNER_OBJ := $(RUNNER_SRC:%.c=$(B)/%.o)
+
+.PHONY: all test bench install uninstall clean format check-format
+all: $(BIN)/ipcsh $(BIN)/interprocess.so
+
+$(BIN)/ipcsh: $(RUNNER_OBJ) $(LUA_OBJ) $(CORE_OBJ)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) -Wl,-E $(LUA_LIBS) -lm -ldl
+
+$(BIN)/interprocess.so: $(LUA_OBJ) $(CORE_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL)
+
+# src/core/ is compiled without the Lua include path: it must not need it.
+$(B)/src/core/%.o: src/core/%.c $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(B)/src/%.o: src/%.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LUA_CFLAGS) -c -o $@ $<
+
+$(B)/embed: tools/embed.c
+	@mkdir -p $(B)
+	$(CC) -O1 -o $@ $<
+
+$(B)/embedded.c: $(B)/embed $(LUA_PARTS)
+	$(B)/embed $@ $(foreach f,$(LUA_PARTS),$(f) interprocess.$(basename $(notdir $(f))))
+
+$(B)/embedded.o: $(B)/embedded.c
+	$(CC) $(CFLAGS_ALL) $(LUA_CFLAGS) -c -o $@ $<
+
+test: all
+	sh spec/run.sh $(BIN) $(if $(filter 1,$(SANITIZE)),sanitize,plain)
+
+bench: all
+	sh bench/run.sh $(if $(QUICK),quick,full)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BIN)/ipcsh $(DESTDIR)$(PREFIX)/bin/ipcsh
+	install -m 644 $(BIN)/interprocess.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/interprocess.so
+	if [ -f docs/ipcsh.1 ]; then install -m 644 docs/ipcsh.1 $(DESTDIR)$(PREFIX)/share/man/man1/ipcsh.1; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/ipcsh $(DESTDIR)$(PREFIX)/lib/lua/5.4/interprocess.so \
+		$(DESTDIR)$(PREFIX)/share/man/man1/ipcsh.1
+
+format:
+	clang-format -i $(CORE_SRC) $(LUA_SRC) $(RUNNER_SRC) src/*/*.h tools/*.c
+
+check-format:
+	clang-format --dry-run -Werror $(CORE_SRC) $(LUA_SRC) $(RUNNER_SRC) src/*/*.h tools/*.c
+
+clean:
+	rm -rf build build-san ipcsh interprocess.so

@@ -1,0 +1,163 @@
+-- Helpers for multi-process specs: run Lua snippets in child interpreters
+-- (the same interpreter the suite runs under), poll with deadlines, kill.
+--
+--   local H = require "spec.helper"
+--   local ok, code, out, err = H.run([[ print(ipc.pid()) ]])
+--   local child = H.spawn([[ ... ]])   -- background; child.pid is the
+--                                      -- interpreter's own pid
+--   child:kill(9); child:wait()        -- -> exit code (137 for SIGKILL)
+--   H.wait_until(function() return cond end, 5000)
+local H = {}
+
+package.path = './?.lua;' .. package.path
+
+H.ipc = require 'interprocess'
+H.bin = os.getenv('IPCSH_BIN') or './ipcsh'
+H.lua = os.getenv('IPCSH_TEST_LUA') or H.bin
+H.under_ipcsh = H.lua == H.bin
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+H.quote = shell_quote
+
+local tmpdir = os.getenv('IPCSH_DIR') or '/tmp'
+local seq = 0
+function H.tmpname(tag)
+  seq = seq + 1
+  return ('%s/spec-%s-%d-%d-%s'):format(tmpdir == '/dev/shm' and '/tmp' or tmpdir,
+    tag or 'f', H.ipc.pid and H.ipc.pid() or 0, seq, H.ipc.uid())
+end
+
+-- A fresh object name for a test.
+function H.name(tag)
+  return (tag or 'T') .. H.ipc.uid()
+end
+
+function H.sleep(ms)
+  if H.ipc.sleep then return H.ipc.sleep(ms) end
+  os.execute(('sleep %.3f'):format(ms / 1000))
+end
+
+function H.clock()
+  if H.ipc.clock then return H.ipc.clock() end
+  return os.clock() * 1000
+end
+
+function H.read_file(path)
+  local f = io.open(path, 'rb')
+  if not f then return nil end
+  local s = f:read('a')
+  f:close()
+  return s
+end
+
+function H.write_file(path, data)
+  local f = assert(io.open(path, 'wb'))
+  f:write(data)
+  f:close()
+end
+
+-- Prelude run in every child: the module as `ipc`, and `ready(tag)` which
+-- creates a marker file the parent can poll for.
+local prelude = [[
+ipc = require 'interprocess'
+local __dir = ...
+function ready(tag)
+  local f = io.open(__dir .. '/' .. (tag or 'ready'), 'w') f:write('1') f:close()
+end
+local __pf = io.open(__dir .. '/pid', 'w') __pf:write(tostring(
+  (io.open('/proc/self/stat'):read('l'):match('^(%d+)')))) __pf:close()
+]]
+
+local function child_env()
+  local env = ''
+  if not H.under_ipcsh then
+    env = 'LUA_CPATH=' .. shell_quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;') .. ' '
+  end
+  return env
+end
+
+-- Start code in a background child.  Extra args are passed as `...` after
+-- the child's own directory (args are strings).
+function H.spawn(code, ...)
+  local dir = H.tmpname('child')
+  assert(os.execute('mkdir -p ' .. shell_quote(dir)))
+  H.write_file(dir .. '/script.lua', prelude .. '\n' .. code)
+  local args = { shell_quote(dir) }
+  for _, a in ipairs({ ... }) do args[#args + 1] = shell_quote(a) end
+  local cmd = ('(%s%s %s %s >%s 2>%s; echo $? >%s) </dev/null >/dev/null 2>&1 &'):format(
+    child_env(), shell_quote(H.lua), shell_quote(dir .. '/script.lua'), table.concat(args, ' '),
+    shell_quote(dir .. '/out'), shell_quote(dir .. '/err'), shell_quote(dir .. '/status'))
+  assert(os.execute(cmd))
+  local child = { dir = dir }
+  assert(H.wait_until(function() return H.read_file(dir .. '/pid') end, 10000),
+    'child did not start')
+  child.pid = tonumber(H.read_file(dir .. '/pid'))
+  return setmetatable(child, { __index = H.child_methods })
+end
+
+H.child_methods = {}
+
+function H.child_methods:is_ready(tag)
+  return H.read_file(self.dir .. '/' .. (tag or 'ready')) ~= nil
+end
+
+-- Wait (polling) for the child's ready(tag) marker.
+function H.child_methods:wait_ready(tag, ms)
+  return H.wait_until(function() return self:is_ready(tag) end, ms or 10000)
+end
+
+-- Exit status (128+signal for a signal death), or nil at the deadline.
+function H.child_methods:wait(ms)
+  local ok = H.wait_until(function()
+    local s = H.read_file(self.dir .. '/status')
+    return s and s:match('%d+')
+  end, ms or 30000)
+  if not ok then return nil end
+  self.status = tonumber(H.read_file(self.dir .. '/status'):match('%d+'))
+  self.out = H.read_file(self.dir .. '/out')
+  self.err = H.read_file(self.dir .. '/err')
+  return self.status
+end
+
+function H.child_methods:kill(sig)
+  os.execute(('kill -%s %d 2>/dev/null'):format(tostring(sig or 'TERM'), self.pid))
+end
+
+function H.child_methods:output()
+  return H.read_file(self.dir .. '/out') or '', H.read_file(self.dir .. '/err') or ''
+end
+
+-- Run code in a child to completion: status, stdout, stderr.
+function H.run(code, ...)
+  local c = H.spawn(code, ...)
+  local st = c:wait(60000)
+  return st, c.out or '', c.err or ''
+end
+
+-- Run a shell command: exit status, stdout, stderr.
+function H.sh(cmd)
+  local out, err = H.tmpname('out'), H.tmpname('err')
+  local ok, how, code = os.execute(('(%s) >%s 2>%s'):format(cmd, shell_quote(out), shell_quote(err)))
+  local o, e = H.read_file(out) or '', H.read_file(err) or ''
+  os.remove(out)
+  os.remove(err)
+  if how == 'signal' then code = 128 + code end
+  return code, o, e
+end
+
+-- Poll fn every few ms until it returns a true value or ms pass.
+function H.wait_until(fn, ms)
+  local deadline = H.clock() + (ms or 5000)
+  local pause = 1
+  repeat
+    local v = fn()
+    if v then return v end
+    H.sleep(pause)
+    if pause < 20 then pause = pause * 2 end
+  until H.clock() > deadline
+  return fn()
+end
+
+return H

@@ -1,0 +1,69 @@
+/* The Lua side of named objects: one handle userdata per ipc.TYPE() call,
+ * sharing the process's single mapping of the object (ipc_segment). */
+#ifndef IPCL_OBJECT_H
+#define IPCL_OBJECT_H
+
+#include "../core/common.h"
+#include "../core/segment.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#define IPCL_HANDLE_MAGIC 0x1bc5a7e1u
+
+typedef struct ipcl_handle ipcl_handle;
+
+typedef struct ipcl_type {
+	const ipc_type_ops *ops;
+	const luaL_Reg *methods;  /* type-specific methods */
+	const char *const *options; /* type-specific option keys (NULL-ended) */
+	/* Read type-specific creation options from the table at opts (0 when
+	 * there is none) into params; raise a Lua error on bad values.  fname
+	 * is the constructor name for messages. */
+	void (*parse_opts)(lua_State *L, int opts, uint64_t *params, const char *fname);
+	/* Add live-state fields to the info table on top of the stack. */
+	void (*push_info)(lua_State *L, ipcl_handle *h);
+	size_t extra;             /* bytes of per-handle private data */
+	/* Optional: per-handle set-up after opening / before closing. */
+	int (*on_open)(lua_State *L, ipcl_handle *h);
+	void (*on_close)(ipcl_handle *h);
+} ipcl_type;
+
+struct ipcl_handle {
+	uint32_t magic;
+	const ipcl_type *type;
+	ipc_segment *seg; /* NULL once closed */
+	/* type->extra bytes follow, 16-aligned */
+	_Alignas(16) unsigned char extra[];
+};
+
+/* Register a type: its metatable, methods and the constructor ipc.NAME in
+ * the module table at the top of the stack. */
+void ipcl_register_type(lua_State *L, const ipcl_type *t);
+
+/* Handle at idx of type t, open; raises "bad argument" or "attempt to use a
+ * closed mutex". */
+ipcl_handle *ipcl_check(lua_State *L, int idx, const ipcl_type *t);
+/* Handle of any type at idx (NULL when not a handle). */
+ipcl_handle *ipcl_test(lua_State *L, int idx);
+const ipcl_type *ipcl_find_type(uint32_t id);
+
+/* Raise a Lua error from a core error. */
+int ipcl_raise(lua_State *L, const ipc_error *err);
+/* Raise an error naming the object: 'mutex "jobs": <msg>'. */
+int ipcl_raise_obj(lua_State *L, ipcl_handle *h, const ipc_error *err);
+
+/* Optional timeout argument at idx (nil / math.huge: forever; >= 0 ms). */
+ipc_deadline ipcl_opt_timeout(lua_State *L, int idx);
+
+/* For a blocking call's result: IPC_INTERRUPTED raises "interrupted". */
+void ipcl_check_interrupt(lua_State *L, int r);
+
+/* Read an integer option field (or default) with range checking. */
+lua_Integer ipcl_opt_int_field(lua_State *L, int opts, const char *key, lua_Integer def,
+                               lua_Integer min, lua_Integer max, const char *fname);
+int ipcl_opt_bool_field(lua_State *L, int opts, const char *key, int def, const char *fname);
+
+#define IPCL_EXTRA(h, T) ((T *)(void *)(h)->extra)
+
+#endif
