@@ -66,6 +66,14 @@ local __dir = ...
 function ready(tag)
   local f = io.open(__dir .. '/' .. (tag or 'ready'), 'w') f:write('1') f:close()
 end
+-- wait until the parent calls child:go(tag)
+function wait_go(tag)
+  local p = __dir .. '/' .. (tag or 'go')
+  while true do
+    local f = io.open(p) if f then f:close() return end
+    if ipc.sleep then ipc.sleep(2) end
+  end
+end
 local __pf = io.open(__dir .. '/pid.tmp', 'w') __pf:write(tostring(
   (io.open('/proc/self/stat'):read('l'):match('^(%d+)')))) __pf:close()
 os.rename(__dir .. '/pid.tmp', __dir .. '/pid')
@@ -102,6 +110,11 @@ function H.spawn(code, ...)
 end
 
 H.child_methods = {}
+
+-- Let a child blocked in wait_go(tag) go on.
+function H.child_methods:go(tag)
+  H.write_file(self.dir .. '/' .. (tag or 'go'), '1')
+end
 
 function H.child_methods:is_ready(tag)
   return H.read_file(self.dir .. '/' .. (tag or 'ready')) ~= nil
