@@ -221,16 +221,22 @@ static int child_msgh(lua_State *L)
 }
 
 /* os.exit in a forked child: flush and _exit, so nothing of the parent's
- * (atexit handlers, its cleanup=true objects) runs in the child. */
+ * (atexit handlers, its cleanup=true objects) runs in the child.  With
+ * close = true the stock os.exit (upvalue 1) closes the state and exits:
+ * lua_close may unload this very module, so it cannot be done from here. */
 static int child_os_exit(lua_State *L)
 {
 	int status;
+	if (lua_toboolean(L, 2) && lua_type(L, lua_upvalueindex(1)) == LUA_TFUNCTION) {
+		fflush(NULL);
+		lua_pushvalue(L, lua_upvalueindex(1));
+		lua_insert(L, 1);
+		lua_call(L, lua_gettop(L) - 1, 0);
+	}
 	if (lua_isboolean(L, 1))
 		status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
 	else
 		status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
-	if (lua_toboolean(L, 2))
-		lua_close(L);
 	fflush(NULL);
 	_exit(status);
 	return 0;
@@ -241,7 +247,8 @@ static void run_child(lua_State *L, int nargs)
 {
 	if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE) == LUA_TTABLE &&
 	    lua_getfield(L, -1, "os") == LUA_TTABLE) {
-		lua_pushcfunction(L, child_os_exit);
+		lua_getfield(L, -1, "exit");
+		lua_pushcclosure(L, child_os_exit, 1);
 		lua_setfield(L, -2, "exit");
 	}
 	lua_settop(L, nargs + 1);
