@@ -129,8 +129,10 @@ void ipc_cleanup_forget(const char *path)
 void ipc_cleanup_run(void)
 {
 	unlink_ours();
-	int pid = (int)getpid();
-	for (int i = 0; i < ncleanup; i++)
-		if (cleanup[i].pid == pid)
-			cleanup[i].pid = 0;
+	int n = ncleanup;
+	ncleanup = 0;
+	for (int i = 0; i < n; i++) {
+		free(cleanup[i].path);
+		cleanup[i].path = NULL;
+	}
 }

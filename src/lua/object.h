@@ -33,8 +33,8 @@ struct ipcl_handle {
 	uint32_t magic;
 	const ipcl_type *type;
 	ipc_segment *seg; /* NULL once closed */
-	/* type->extra bytes follow, 16-aligned */
-	_Alignas(16) unsigned char extra[];
+	/* type->extra bytes follow, 8-aligned (what Lua guarantees) */
+	_Alignas(8) unsigned char extra[];
 };
 
 /* Register a type: its metatable, methods and the constructor ipc.NAME in
