@@ -37,7 +37,9 @@ static int l_sleep(lua_State *L)
 		if (ipc_signal_count() != snap)
 			return luaL_error(L, "interrupted");
 		struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+		ipc_wait_enter();
 		nanosleep(&ts, NULL);
+		ipc_wait_leave();
 	}
 	lua_pushboolean(L, 1);
 	return 1;

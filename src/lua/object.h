@@ -64,6 +64,9 @@ lua_Integer ipcl_opt_int_field(lua_State *L, int opts, const char *key, lua_Inte
                                lua_Integer min, lua_Integer max, const char *fname);
 int ipcl_opt_bool_field(lua_State *L, int opts, const char *key, int def, const char *fname);
 
+/* Types other bindings refer to (condition takes a mutex). */
+extern const ipcl_type ipcl_mutex_type;
+
 #define IPCL_EXTRA(h, T) ((T *)(void *)(h)->extra)
 
 #endif
