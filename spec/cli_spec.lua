@@ -89,7 +89,10 @@ describe('ipcsh ls / info / rm', function()
 
   it('ls lists an unreadable object as invalid, and the JSON stays valid', function()
     local junk = H.name('Junk')
-    local path = ipc.dir() .. '/ipcsh.' .. junk
+    -- the object files' prefix, from the file of an object we made
+    local _, files = H.sh('ls ' .. H.quote(ipc.dir()))
+    local prefix = assert(files:match('([^\n]*)' .. na .. '\n'), 'no file for ' .. na)
+    local path = ipc.dir() .. '/' .. prefix .. junk
     H.write_file(path, ('\1\2garbage'):rep(50))
     local code, out = ipcsh('ls')
     local code2, out2 = ipcsh('ls --json')

@@ -26,17 +26,17 @@ static lua_State *interruptible;
 static volatile sig_atomic_t interrupt_pending;
 
 typedef struct options {
-	int script;     /* argv index of the script, or argc when none */
+	int script;      /* argv index of the script, or argc when none */
 	int interactive; /* -i */
-	int version;    /* -v (also implied by -i) */
-	int no_env;     /* -E */
-	int has_exec;   /* some -e */
-	int from_stdin; /* the script is "-" */
-	int help;       /* -h, --help */
+	int version;     /* -v (also implied by -i) */
+	int no_env;      /* -E */
+	int has_exec;    /* some -e */
+	int from_stdin;  /* the script is "-" */
+	int help;        /* -h, --help */
 } options;
 
-static const char *const commands[] = {"ls",   "info", "rm",   "lock",
-                                       "send", "recv", "post", "wait", NULL};
+static const char *const commands[] = {"ls",   "info", "rm",   "lock", "send",
+                                       "recv", "post", "wait", NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -296,8 +296,8 @@ static int run_option_actions(lua_State *L, char **argv, int script)
 		if (opt != 'e' && opt != 'l')
 			continue;
 		const char *v = option_value(argv, &i);
-		int status = opt == 'e' ? run_string(L, v, "=(command line)")
-		                        : require_into_global(L, v);
+		int status =
+		    opt == 'e' ? run_string(L, v, "=(command line)") : require_into_global(L, v);
 		if (status != LUA_OK)
 			return status;
 	}

@@ -12,7 +12,7 @@ local json = require 'interprocess.json'
 
 local cli = {}
 
-local EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE = 0, 1, 2
+local EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 -- A usage/input error: unwinds to main, which prints it and exits 2.
 local usage_mt = { __tostring = function(e) return e.msg end }
@@ -104,15 +104,25 @@ local function expect_count(cmd, pos, min, max)
   if #pos > max then usage_error("%s: unexpected argument '%s'", cmd, pos[max + 1]) end
 end
 
+-- Call an object's method: misuse and bad input become usage errors (exit
+-- 2); an interruption (SIGINT during a wait) passes through.
+local function checked(cmd, fn, ...)
+  local r = table.pack(pcall(fn, ...))
+  if not r[1] then
+    local msg = tostring(r[2])
+    if msg:find('interrupted', 1, true) then error(r[2], 0) end
+    usage_error('%s: %s', cmd, msg)
+  end
+  return table.unpack(r, 2, r.n)
+end
+
 -- Open or create an object of a type the API may not have yet.
 local function open_typed(cmd, tname, name)
   local ctor = ipc[tname]
   if type(ctor) ~= 'function' then
     usage_error('%s: %s objects are not supported by this build', cmd, tname)
   end
-  local ok, obj = pcall(ctor, name)
-  if not ok then usage_error('%s: %s', cmd, tostring(obj)) end
-  return obj
+  return checked(cmd, ctor, name)
 end
 
 -- ---- formatting ------------------------------------------------------------
@@ -288,13 +298,7 @@ function commands.lock(args, native)
   if not command or #command == 0 then usage_error('lock: missing command to run') end
   local timeout = timeout_of('lock', opts)
   local m = open_typed('lock', 'mutex', name)
-  local ok, guard
-  if opts.shared then
-    ok, guard = pcall(m.lock_shared, m, timeout)
-  else
-    ok, guard = pcall(m.lock, m, timeout)
-  end
-  if not ok then usage_error('lock: %s', tostring(guard)) end
+  local guard = checked('lock', opts.shared and m.lock_shared or m.lock, m, timeout)
   if not guard then
     m:close()
     return EXIT_TIMEOUT
@@ -317,9 +321,8 @@ function commands.send(args)
     msg = io.stdin:read('a') or ''
   end
   local q = open_typed('send', 'queue', name)
-  local ok, sent = pcall(q.send, q, msg, priority, timeout)
+  local sent = checked('send', q.send, q, msg, priority, timeout)
   q:close()
-  if not ok then usage_error('send: %s', tostring(sent)) end
   return sent and EXIT_OK or EXIT_TIMEOUT
 end
 
@@ -329,9 +332,8 @@ function commands.recv(args)
   local name = check_name('recv', pos[1])
   local timeout = timeout_of('recv', opts)
   local q = open_typed('recv', 'queue', name)
-  local ok, msg = pcall(q.receive, q, timeout)
+  local msg = checked('recv', q.receive, q, timeout)
   q:close()
-  if not ok then usage_error('recv: %s', tostring(msg)) end
   if msg == nil then return EXIT_TIMEOUT end
   io.stdout:write(msg)
   io.stdout:flush()
@@ -344,9 +346,8 @@ function commands.post(args)
   local name = check_name('post', pos[1])
   local n = pos[2] and integer_of('post', 'count', pos[2], 1, math.maxinteger) or 1
   local s = open_typed('post', 'semaphore', name)
-  local ok, err = pcall(s.post, s, n)
+  checked('post', s.post, s, n)
   s:close()
-  if not ok then usage_error('post: %s', tostring(err)) end
   return EXIT_OK
 end
 
@@ -356,9 +357,8 @@ function commands.wait(args)
   local name = check_name('wait', pos[1])
   local timeout = timeout_of('wait', opts)
   local s = open_typed('wait', 'semaphore', name)
-  local ok, got = pcall(s.wait, s, timeout)
+  local got = checked('wait', s.wait, s, timeout)
   s:close()
-  if not ok then usage_error('wait: %s', tostring(got)) end
   return got and EXIT_OK or EXIT_TIMEOUT
 end
 
@@ -381,8 +381,9 @@ function cli.main(args, native)
     say(io.stderr, '%s', result.msg)
     return EXIT_USAGE
   end
-  -- interruption or a bug: report it like the runner would
+  -- SIGINT during a wait: exit like a shell reports an interrupted command
   say(io.stderr, '%s: %s', name, tostring(result))
+  if tostring(result):find('interrupted', 1, true) then return EXIT_INTERRUPTED end
   return EXIT_USAGE
 end
 

@@ -68,4 +68,7 @@ void ipcsh_add_history(const char *line)
 		rl_add(line);
 }
 
-void ipcsh_free_line(char *line) { free(line); }
+void ipcsh_free_line(char *line)
+{
+	free(line);
+}
