@@ -528,7 +528,9 @@ static int run_cli(lua_State *L, int argc, char **argv)
 		lua_rawseti(L, -2, i);
 	}
 	ipcsh_push_native(L);
-	if (call_protected(L, 2, 1) != LUA_OK) {
+	/* no "interrupted!" hook here: SIGINT ends a command (after the
+	 * module's cleanup) or makes its wait return as interrupted */
+	if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
 		report(L, LUA_ERRRUN);
 		return 2;
 	}

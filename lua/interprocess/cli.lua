@@ -136,6 +136,7 @@ local function format_value(v)
       for _, x in ipairs(v) do parts[#parts + 1] = format_value(x) end
       return table.concat(parts, ',')
     end
+    if next(v) == nil then return '-' end
     return json.encode(v)
   elseif math.type(v) == 'float' and v == math.floor(v) and math.abs(v) < 2^53 then
     return ('%d'):format(v)
