@@ -8,7 +8,7 @@ local args = {
 
 local function interpreter()
   if H.under_ipcsh then return H.quote(H.bin) end
-  return 'LUA_CPATH=' .. H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;') .. ' lua5.4'
+  return 'env LUA_CPATH=' .. H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;') .. ' lua5.4'
 end
 
 describe('examples', function()
