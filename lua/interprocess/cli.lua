@@ -159,21 +159,27 @@ end
 local function summary(info)
   local t = info.type
   if t == 'invalid' then return 'error: ' .. tostring(info.error) end
+  local text
   if t == 'mutex' and info.state then
-    local holders = info.holders and #info.holders > 0
+    local holders = type(info.holders) == 'table' and #info.holders > 0
       and ' by ' .. format_value(info.holders) or ''
-    return info.state .. holders
+    text = info.state .. holders
   elseif t == 'queue' and info.count then
-    return ('%s/%s messages'):format(format_value(info.count), format_value(info.max_count or '?'))
+    text = ('%s/%s messages'):format(format_value(info.count), format_value(info.max_count or '?'))
   elseif t == 'semaphore' and info.value then
-    return 'value ' .. format_value(info.value)
+    text = 'value ' .. format_value(info.value)
       .. (info.max and (' max ' .. format_value(info.max)) or '')
+  else
+    local parts = {}
+    for _, k in ipairs(sorted_keys(info)) do
+      if not common_keys[k] then parts[#parts + 1] = k .. '=' .. format_value(info[k]) end
+    end
+    return table.concat(parts, ' ')
   end
-  local parts = {}
-  for _, k in ipairs(sorted_keys(info)) do
-    if not common_keys[k] then parts[#parts + 1] = k .. '=' .. format_value(info[k]) end
+  if math.type(info.waiters) == 'integer' and info.waiters > 0 then
+    text = text .. (', %d waiting'):format(info.waiters)
   end
-  return table.concat(parts, ' ')
+  return text
 end
 
 local function print_table(rows, header)
