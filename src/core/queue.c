@@ -1,0 +1,716 @@
+/* queue: see queue.h and docs/design/queue.md.
+ *
+ * Every change happens under the object's robust lock, in one short critical
+ * section.  The cells are the truth; a cell's state is stored last (release
+ * order), so a process killed anywhere inside leaves each cell either in its
+ * old state or in its new, complete one.  Whatever it leaves in the derived
+ * structures (heap, free stack, counters, sleeper counts) is recomputed from
+ * the cells by the next locker (q_rebuild), which the robust lock tells that
+ * its previous holder died. */
+#include "queue.h"
+
+#include "signals.h"
+#include "wait.h"
+
+#include <sched.h>
+#include <string.h>
+
+#define LOCK_GRACE_NS 1000000000LL  /* the internal lock: wait at least this */
+#define RECLAIM_EVERY_NS 5000000LL  /* liveness checks of in-flight owners, */
+#define RECLAIM_BUSY_NS 100000000LL /* ... and when the queue is not empty */
+#define SWEEP_EVERY_NS 1000000000LL /* liveness checks of registered sleepers */
+#define OVERFLOW_SLICE_NS 1000000LL /* a sleeper with no slot polls this often */
+#define RECLAIM_BATCH 32
+#define PEER_SPIN_NS 2000000LL /* see q_spin */
+
+typedef struct q_local {
+	int64_t last_reclaim_ns;
+} q_local;
+
+static uint64_t slot_size(uint64_t max_size)
+{
+	return IPC_ALIGN_UP(max_size, 8);
+}
+
+typedef struct q_offsets {
+	uint64_t cells, heap, freel, data, total;
+} q_offsets;
+
+static void q_offsets_of(uint64_t n, uint64_t max_size, q_offsets *o)
+{
+	o->cells = IPC_ALIGN_UP(sizeof(ipc_qhdr), 64);
+	o->heap = IPC_ALIGN_UP(o->cells + n * sizeof(ipc_qcell), 64);
+	o->freel = IPC_ALIGN_UP(o->heap + n * sizeof(ipc_qentry), 64);
+	o->data = IPC_ALIGN_UP(o->freel + n * sizeof(uint32_t), 64);
+	o->total = IPC_ALIGN_UP(o->data + n * slot_size(max_size), 64);
+}
+
+static int q_layout(const uint64_t *params, uint64_t *body_size, ipc_error *err)
+{
+	uint64_t n = params[0], size = params[1];
+	if (n < 1 || n > IPC_QUEUE_MAX_COUNT)
+		return ipc_fail(err, 0, "max_count %llu out of range (1..%u)",
+		                (unsigned long long)n, IPC_QUEUE_MAX_COUNT);
+	if (size > IPC_QUEUE_MAX_SIZE)
+		return ipc_fail(err, 0, "max_size %llu out of range (0..%u)",
+		                (unsigned long long)size, IPC_QUEUE_MAX_SIZE);
+	if (n * slot_size(size) > IPC_QUEUE_MAX_DATA)
+		return ipc_fail(err, 0,
+		                "queue too large: max_count (%llu) * max_size (%llu) is over the "
+		                "limit of 1 GiB",
+		                (unsigned long long)n, (unsigned long long)size);
+	q_offsets o;
+	q_offsets_of(n, size, &o);
+	*body_size = o.total;
+	return IPC_OK;
+}
+
+static void view_at(ipc_queue *v, void *body, uint64_t n, uint64_t size, void *local)
+{
+	q_offsets o;
+	q_offsets_of(n, size, &o);
+	char *b = body;
+	v->q = body;
+	v->cells = (ipc_qcell *)(void *)(b + o.cells);
+	v->heap = (ipc_qentry *)(void *)(b + o.heap);
+	v->freelist = (uint32_t *)(void *)(b + o.freel);
+	v->data = (unsigned char *)(b + o.data);
+	v->max_count = (uint32_t)n;
+	v->max_size = (uint32_t)size;
+	v->slot = slot_size(size);
+	v->last_reclaim_ns = local ? &((q_local *)local)->last_reclaim_ns : NULL;
+}
+
+static int q_init(void *body, const uint64_t *params, ipc_error *err)
+{
+	ipc_queue v;
+	view_at(&v, body, params[0], params[1], NULL);
+	if (ipc_rlock_init(&v.q->lock, err))
+		return IPC_ERR;
+	v.q->next_seq = 1;
+	/* the free stack pops cell 0 first */
+	for (uint32_t i = 0; i < v.max_count; i++)
+		v.freelist[i] = v.max_count - 1 - i;
+	v.q->nfree = v.max_count;
+	return IPC_OK;
+}
+
+const ipc_type_ops ipc_queue_ops = {IPC_T_QUEUE, "queue", sizeof(q_local), q_layout, q_init, NULL};
+
+void ipc_queue_view(ipc_queue *v, ipc_segment *seg)
+{
+	view_at(v, seg->body, seg->hdr->params[0], seg->hdr->params[1], seg->local);
+}
+
+/* ---- the heap: highest priority first, then lowest seq ---- */
+
+static inline int before(const ipc_qentry *a, const ipc_qentry *b)
+{
+	return a->prio > b->prio || (a->prio == b->prio && a->seq < b->seq);
+}
+
+static void sift_up(ipc_qentry *h, uint32_t i, ipc_qentry e)
+{
+	while (i > 0) {
+		uint32_t p = (i - 1) / 2;
+		if (!before(&e, &h[p]))
+			break;
+		h[i] = h[p];
+		i = p;
+	}
+	h[i] = e;
+}
+
+static void sift_down(ipc_qentry *h, uint32_t n, uint32_t i, ipc_qentry e)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1;
+		if (l >= n)
+			break;
+		uint32_t b = l;
+		if (l + 1 < n && before(&h[l + 1], &h[l]))
+			b = l + 1;
+		if (!before(&h[b], &e))
+			break;
+		h[i] = h[b];
+		i = b;
+	}
+	h[i] = e;
+}
+
+/* ---- futex words ---- */
+
+static inline void bump(uint32_t *w)
+{
+	__atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+}
+
+/* ---- repair ---- */
+
+/* Recompute everything derived from the cells and the sleeper slots.
+ * Called with the lock held: after a holder died (repair = 1), when a
+ * cheap consistency check fails (repair = 1), or by clear (repair = 0).
+ * Cells whose fields are out of range become FREE. */
+static void q_rebuild(ipc_queue *v, int repair)
+{
+	ipc_qhdr *q = v->q;
+	uint32_t n = v->max_count, nheap = 0, nfree = 0, nfl = 0;
+	uint64_t maxseq = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		ipc_qcell *c = &v->cells[i];
+		uint32_t st = c->state;
+		int ok = c->len <= v->max_size && c->prio <= IPC_QUEUE_MAX_PRIO;
+		if (st == IPC_QC_READY && ok) {
+			ipc_qentry e = {c->seq, c->prio, i};
+			v->heap[nheap++] = e;
+		} else if (st == IPC_QC_INFLIGHT && ok && c->owner != 0) {
+			nfl++;
+		} else {
+			c->state = IPC_QC_FREE;
+			v->freelist[nfree++] = i;
+			continue;
+		}
+		if (c->seq > maxseq)
+			maxseq = c->seq;
+	}
+	for (uint32_t i = nheap / 2; i-- > 0;)
+		sift_down(v->heap, nheap, i, v->heap[i]);
+	q->count = nheap;
+	q->in_flight = nfl;
+	q->nfree = nfree;
+	if (q->next_seq <= maxseq)
+		q->next_seq = maxseq + 1;
+	uint32_t nr = 0, ns = 0;
+	for (int i = 0; i < IPC_QUEUE_WAIT_SLOTS; i++) {
+		ipc_qwaiter *w = &q->waiters[i];
+		if (w->token && w->kind == IPC_QW_RECV)
+			nr++;
+		else if (w->token && w->kind == IPC_QW_SEND)
+			ns++;
+		else
+			w->token = 0;
+	}
+	q->recv_waiters = nr;
+	q->send_waiters = ns;
+	q->recv_wakes = q->send_wakes = 0;
+	if (repair)
+		q->repairs++;
+	/* whatever a dead holder did not get to wake, everyone re-checks */
+	bump(&q->recv_seq);
+	bump(&q->send_seq);
+	ipc_wake_word(&q->recv_seq, -1);
+	ipc_wake_word(&q->send_seq, -1);
+}
+
+static inline int q_sane(const ipc_queue *v)
+{
+	const ipc_qhdr *q = v->q;
+	return q->count <= v->max_count && q->in_flight <= v->max_count &&
+	       q->nfree <= v->max_count &&
+	       (uint64_t)q->count + q->in_flight + q->nfree == v->max_count;
+}
+
+/* Take the internal lock, repairing after a dead holder.  The lock is held
+ * for microseconds, so even a zero timeout waits for it a little. */
+static int q_lock(ipc_queue *v, const ipc_deadline *dl, unsigned snap, ipc_error *err)
+{
+	int died = 0;
+	int r = ipc_rlock_trylock(&v->q->lock, &died, err);
+	if (r == IPC_TIMEOUT) {
+		ipc_deadline ldl = *dl;
+		if (!ldl.forever) {
+			int64_t min = ipc_now_ns() + LOCK_GRACE_NS;
+			if (ldl.at_ns < min)
+				ldl.at_ns = min;
+		}
+		r = ipc_rlock_lock(&v->q->lock, &ldl, snap, &died, err);
+	}
+	if (r != IPC_OK)
+		return r;
+	if (died || !q_sane(v)) {
+		q_rebuild(v, 1);
+		if (died)
+			ipc_rlock_consistent(&v->q->lock);
+	}
+	return IPC_OK;
+}
+
+/* Lock, ignoring signals: for finishing what this process started. */
+static int q_relock(ipc_queue *v, ipc_error *err)
+{
+	ipc_deadline never = ipc_deadline_never();
+	int r;
+	do
+		r = q_lock(v, &never, ipc_signal_count(), err);
+	while (r == IPC_INTERRUPTED || r == IPC_TIMEOUT);
+	return r;
+}
+
+static inline void q_unlock(ipc_queue *v)
+{
+	ipc_rlock_unlock(&v->q->lock);
+}
+
+/* ---- sleepers ---- */
+
+static int reg_waiter(ipc_qhdr *q, uint32_t kind)
+{
+	for (int i = 0; i < IPC_QUEUE_WAIT_SLOTS; i++) {
+		ipc_qwaiter *w = &q->waiters[i];
+		if (w->token == 0) {
+			w->kind = kind;
+			__atomic_store_n(&w->token, ipc_self_token(), __ATOMIC_RELEASE);
+			if (kind == IPC_QW_RECV)
+				q->recv_waiters++;
+			else
+				q->send_waiters++;
+			return i;
+		}
+	}
+	return -1; /* all slots taken: this sleeper polls instead */
+}
+
+static void unreg_waiter(ipc_qhdr *q, int slot)
+{
+	if (slot < 0)
+		return;
+	ipc_qwaiter *w = &q->waiters[slot];
+	if (w->token != ipc_self_token())
+		return;
+	uint32_t kind = w->kind;
+	__atomic_store_n(&w->token, 0, __ATOMIC_RELEASE);
+	/* Back from sleep: absorb one pending wake, ours or not; either way
+	 * this sleeper now re-checks the queue. */
+	if (kind == IPC_QW_RECV) {
+		if (q->recv_waiters > 0)
+			q->recv_waiters--;
+		if (q->recv_wakes > 0)
+			q->recv_wakes--;
+	} else if (kind == IPC_QW_SEND) {
+		if (q->send_waiters > 0)
+			q->send_waiters--;
+		if (q->send_wakes > 0)
+			q->send_wakes--;
+	}
+}
+
+/* Wake one sleeper of a kind, unless every registered one already has a
+ * wake coming.  Lock held: a wake is never lost to a kill (a holder that
+ * dies makes the next locker wake everyone). */
+static inline int wake_one(uint32_t *word, uint32_t waiters, uint32_t *wakes)
+{
+	if (waiters <= *wakes)
+		return 0;
+	(*wakes)++;
+	ipc_wake_word(word, 1);
+	return 1;
+}
+
+/* Forget registered sleepers whose process died while asleep (they only
+ * cost senders needless wake calls).  Lock held on entry and on return
+ * (IPC_OK); it is dropped for the liveness checks. */
+static int sweep_waiters(ipc_queue *v, ipc_error *err)
+{
+	ipc_qhdr *q = v->q;
+	ipc_token toks[IPC_QUEUE_WAIT_SLOTS];
+	int dead[IPC_QUEUE_WAIT_SLOTS];
+	ipc_token self = ipc_self_token();
+	int nt = 0;
+	q->last_sweep_ns = ipc_now_ns();
+	for (int i = 0; i < IPC_QUEUE_WAIT_SLOTS; i++) {
+		ipc_token t = q->waiters[i].token;
+		toks[i] = t && t != self ? t : 0;
+		nt += toks[i] != 0;
+	}
+	if (nt == 0)
+		return IPC_OK;
+	q_unlock(v);
+	int ndead = 0;
+	for (int i = 0; i < IPC_QUEUE_WAIT_SLOTS; i++) {
+		dead[i] = toks[i] && !ipc_token_alive(toks[i]);
+		ndead += dead[i];
+	}
+	if (q_relock(v, err) != IPC_OK)
+		return IPC_ERR;
+	if (ndead == 0)
+		return IPC_OK;
+	uint32_t nr = 0, ns = 0;
+	for (int i = 0; i < IPC_QUEUE_WAIT_SLOTS; i++) {
+		ipc_qwaiter *w = &q->waiters[i];
+		if (dead[i] && w->token == toks[i])
+			__atomic_store_n(&w->token, 0, __ATOMIC_RELEASE);
+		if (w->token && w->kind == IPC_QW_RECV)
+			nr++;
+		else if (w->token && w->kind == IPC_QW_SEND)
+			ns++;
+	}
+	q->recv_waiters = nr;
+	q->send_waiters = ns;
+	if (q->recv_wakes > nr)
+		q->recv_wakes = nr;
+	if (q->send_wakes > ns)
+		q->send_wakes = ns;
+	return IPC_OK;
+}
+
+/* After a wake call: now and then, check that the sleepers still live. */
+static int maybe_sweep(ipc_queue *v, ipc_error *err)
+{
+	if (ipc_now_ns() - v->q->last_sweep_ns < SWEEP_EVERY_NS)
+		return IPC_OK;
+	return sweep_waiters(v, err);
+}
+
+/* ---- in-flight messages of dead receivers ---- */
+
+static int reclaim_due(ipc_queue *v, int64_t every)
+{
+	int64_t now = ipc_now_ns();
+	if (v->last_reclaim_ns) {
+		if (now - *v->last_reclaim_ns < every)
+			return 0;
+		*v->last_reclaim_ns = now;
+	}
+	return 1;
+}
+
+/* Put back the in-flight messages of receivers that died.  Lock held on
+ * entry and on return (dropped for the liveness checks).  Returns the
+ * number put back, or IPC_ERR. */
+static int reclaim_dead(ipc_queue *v, ipc_error *err)
+{
+	ipc_qhdr *q = v->q;
+	ipc_token toks[RECLAIM_BATCH], self = ipc_self_token();
+	int dead[RECLAIM_BATCH];
+	int nt = 0, ndead = 0;
+	uint32_t seen = 0;
+	for (uint32_t i = 0; i < v->max_count && seen < q->in_flight && nt < RECLAIM_BATCH; i++) {
+		ipc_qcell *c = &v->cells[i];
+		if (c->state != IPC_QC_INFLIGHT)
+			continue;
+		seen++;
+		int known = c->owner == self;
+		for (int k = 0; k < nt && !known; k++)
+			known = toks[k] == c->owner;
+		if (!known)
+			toks[nt++] = c->owner;
+	}
+	if (nt == 0)
+		return 0;
+	q_unlock(v);
+	for (int k = 0; k < nt; k++) {
+		dead[k] = !ipc_token_alive(toks[k]);
+		ndead += dead[k];
+	}
+	if (q_relock(v, err) != IPC_OK)
+		return IPC_ERR;
+	if (ndead == 0)
+		return 0;
+	int back = 0;
+	for (uint32_t i = 0; i < v->max_count && q->in_flight > 0; i++) {
+		ipc_qcell *c = &v->cells[i];
+		if (c->state != IPC_QC_INFLIGHT)
+			continue;
+		int gone = 0;
+		for (int k = 0; k < nt && !gone; k++)
+			gone = dead[k] && toks[k] == c->owner;
+		if (!gone)
+			continue;
+		__atomic_store_n(&c->state, IPC_QC_READY, __ATOMIC_RELEASE);
+		ipc_qentry e = {c->seq, c->prio, i};
+		sift_up(v->heap, q->count, e);
+		q->count++;
+		q->in_flight--;
+		back++;
+	}
+	if (back) {
+		bump(&q->recv_seq);
+		for (int k = 0; k < back; k++)
+			wake_one(&q->recv_seq, q->recv_waiters, &q->recv_wakes);
+	}
+	return back;
+}
+
+/* ---- send / receive ---- */
+
+/* Spin briefly while *word == seen.  When a sleeper of the other kind has
+ * been woken and has not come back yet (*peer_wakes), it is about to act
+ * on the queue: keep waiting for it a while longer, yielding the CPU to
+ * it, rather than going to sleep ourselves (two processes that wake each
+ * other in turn through the kernel run at a fraction of the speed). */
+static int q_spin(const uint32_t *word, uint32_t seen, const uint32_t *peer_wakes)
+{
+	if (ipc_spin_word(word, seen))
+		return 1;
+	if (!__atomic_load_n(peer_wakes, __ATOMIC_RELAXED))
+		return 0;
+	int64_t until = ipc_now_ns() + PEER_SPIN_NS;
+	while (__atomic_load_n(peer_wakes, __ATOMIC_RELAXED) && ipc_now_ns() < until) {
+		sched_yield();
+		if (ipc_spin_word(word, seen))
+			return 1;
+	}
+	return __atomic_load_n(word, __ATOMIC_ACQUIRE) != seen;
+}
+
+/* Sleep on word (lock held on entry and on return) after registering as a
+ * sleeper of this kind.  Returns the wait's result or IPC_ERR. */
+static int q_sleep(ipc_queue *v, uint32_t *word, uint32_t seen, uint32_t kind,
+                   const ipc_deadline *dl, unsigned snap, ipc_error *err)
+{
+	ipc_qhdr *q = v->q;
+	int slot = reg_waiter(q, kind);
+	int64_t slice = slot < 0 ? OVERFLOW_SLICE_NS : q->in_flight > 0 ? IPC_SLICE_NS : 0;
+	q_unlock(v);
+	int wr = ipc_wait_word(word, seen, dl, slice, snap);
+	if (q_relock(v, err) != IPC_OK)
+		return IPC_ERR;
+	unreg_waiter(q, slot);
+	q->wakeups++;
+	return wr;
+}
+
+int ipc_queue_send(ipc_queue *v, const void *msg, size_t len, uint32_t prio, const ipc_deadline *dl,
+                   ipc_error *err)
+{
+	if (len > v->max_size)
+		return ipc_fail(err, 0, "message of %zu bytes is longer than max_size (%u)", len,
+		                v->max_size);
+	if (prio > IPC_QUEUE_MAX_PRIO)
+		return ipc_fail(err, 0, "priority out of range");
+	ipc_qhdr *q = v->q;
+	unsigned snap = ipc_signal_count();
+	int r = q_lock(v, dl, snap, err);
+	if (r != IPC_OK)
+		return r;
+	int spun = 0, fixes = 0;
+	for (;;) {
+		if (q->nfree > 0) {
+			uint32_t ci = v->freelist[q->nfree - 1];
+			if (ci >= v->max_count || v->cells[ci].state != IPC_QC_FREE) {
+				if (++fixes > 2)
+					break;
+				q_rebuild(v, 1);
+				continue;
+			}
+			q->nfree--;
+			ipc_qcell *c = &v->cells[ci];
+			memcpy(v->data + ci * v->slot, msg, len);
+			c->len = (uint32_t)len;
+			c->prio = prio;
+			c->seq = q->next_seq++;
+			c->owner = 0;
+			__atomic_store_n(&c->state, IPC_QC_READY, __ATOMIC_RELEASE);
+			ipc_qentry e = {c->seq, prio, ci};
+			sift_up(v->heap, q->count, e);
+			q->count++;
+			bump(&q->recv_seq);
+			if (q->recv_waiters &&
+			    wake_one(&q->recv_seq, q->recv_waiters, &q->recv_wakes) &&
+			    maybe_sweep(v, err) != IPC_OK)
+				return IPC_ERR;
+			q_unlock(v);
+			return IPC_OK;
+		}
+		if (ipc_deadline_passed(dl)) {
+			q_unlock(v);
+			return IPC_TIMEOUT;
+		}
+		uint32_t seen = __atomic_load_n(&q->send_seq, __ATOMIC_ACQUIRE);
+		if (!spun) {
+			spun = 1;
+			q_unlock(v);
+			q_spin(&q->send_seq, seen, &q->recv_wakes);
+			if (q_relock(v, err) != IPC_OK)
+				return IPC_ERR;
+			continue;
+		}
+		int wr = q_sleep(v, &q->send_seq, seen, IPC_QW_SEND, dl, snap, err);
+		if (wr == IPC_ERR)
+			return IPC_ERR;
+		if (wr == IPC_INTERRUPTED) {
+			q_unlock(v);
+			return IPC_INTERRUPTED;
+		}
+	}
+	q_unlock(v);
+	return ipc_fail(err, 0, "the queue is corrupt (free list keeps failing its checks)");
+}
+
+/* Take the heap's first entry; -1 when it does not match its cell. */
+static int64_t heap_pop(ipc_queue *v)
+{
+	ipc_qhdr *q = v->q;
+	ipc_qentry top = v->heap[0];
+	if (top.cell >= v->max_count)
+		return -1;
+	ipc_qcell *c = &v->cells[top.cell];
+	if (c->state != IPC_QC_READY || c->seq != top.seq || c->prio != top.prio ||
+	    c->len > v->max_size)
+		return -1;
+	uint32_t n = --q->count;
+	if (n > 0)
+		sift_down(v->heap, n, 0, v->heap[n]);
+	return top.cell;
+}
+
+int ipc_queue_receive(ipc_queue *v, void *buf, size_t *len, uint32_t *prio, ipc_qticket *ticket,
+                      const ipc_deadline *dl, ipc_error *err)
+{
+	ipc_qhdr *q = v->q;
+	unsigned snap = ipc_signal_count();
+	int r = q_lock(v, dl, snap, err);
+	if (r != IPC_OK)
+		return r;
+	int spun = 0, fixes = 0;
+	if (q->in_flight > 0 && q->count > 0 && reclaim_due(v, RECLAIM_BUSY_NS) &&
+	    reclaim_dead(v, err) < 0)
+		return IPC_ERR;
+	for (;;) {
+		if (q->count > 0) {
+			int64_t ci = heap_pop(v);
+			if (ci < 0) {
+				if (++fixes > 2)
+					break;
+				q_rebuild(v, 1);
+				continue;
+			}
+			ipc_qcell *c = &v->cells[ci];
+			memcpy(buf, v->data + (uint64_t)ci * v->slot, c->len);
+			*len = c->len;
+			*prio = c->prio;
+			if (ticket) {
+				ticket->cell = (uint32_t)ci;
+				ticket->prio = c->prio;
+				ticket->seq = c->seq;
+				ticket->owner = ipc_self_token();
+				c->owner = ticket->owner;
+				__atomic_store_n(&c->state, IPC_QC_INFLIGHT, __ATOMIC_RELEASE);
+				q->in_flight++;
+			} else {
+				__atomic_store_n(&c->state, IPC_QC_FREE, __ATOMIC_RELEASE);
+				v->freelist[q->nfree++] = (uint32_t)ci;
+				bump(&q->send_seq);
+				if (q->send_waiters &&
+				    wake_one(&q->send_seq, q->send_waiters, &q->send_wakes) &&
+				    maybe_sweep(v, err) != IPC_OK)
+					return IPC_ERR;
+			}
+			q_unlock(v);
+			return IPC_OK;
+		}
+		if (q->in_flight > 0 && reclaim_due(v, RECLAIM_EVERY_NS)) {
+			int back = reclaim_dead(v, err);
+			if (back < 0)
+				return IPC_ERR;
+			if (back > 0)
+				continue;
+		}
+		if (ipc_deadline_passed(dl)) {
+			q_unlock(v);
+			return IPC_TIMEOUT;
+		}
+		uint32_t seen = __atomic_load_n(&q->recv_seq, __ATOMIC_ACQUIRE);
+		if (!spun) {
+			spun = 1;
+			q_unlock(v);
+			q_spin(&q->recv_seq, seen, &q->send_wakes);
+			if (q_relock(v, err) != IPC_OK)
+				return IPC_ERR;
+			continue;
+		}
+		int wr = q_sleep(v, &q->recv_seq, seen, IPC_QW_RECV, dl, snap, err);
+		if (wr == IPC_ERR)
+			return IPC_ERR;
+		if (wr == IPC_INTERRUPTED) {
+			q_unlock(v);
+			return IPC_INTERRUPTED;
+		}
+	}
+	q_unlock(v);
+	return ipc_fail(err, 0, "the queue is corrupt (heap keeps failing its checks)");
+}
+
+static ipc_qcell *ticket_cell(ipc_queue *v, const ipc_qticket *t)
+{
+	if (t->cell >= v->max_count)
+		return NULL;
+	ipc_qcell *c = &v->cells[t->cell];
+	if (c->state != IPC_QC_INFLIGHT || c->owner != t->owner || c->seq != t->seq)
+		return NULL; /* already put back by someone who thought us dead */
+	return c;
+}
+
+int ipc_queue_ack(ipc_queue *v, const ipc_qticket *t, ipc_error *err)
+{
+	ipc_qhdr *q = v->q;
+	if (q_relock(v, err) != IPC_OK)
+		return IPC_ERR;
+	ipc_qcell *c = ticket_cell(v, t);
+	if (c) {
+		__atomic_store_n(&c->state, IPC_QC_FREE, __ATOMIC_RELEASE);
+		q->in_flight--;
+		v->freelist[q->nfree++] = t->cell;
+		bump(&q->send_seq);
+		wake_one(&q->send_seq, q->send_waiters, &q->send_wakes);
+	}
+	q_unlock(v);
+	return IPC_OK;
+}
+
+int ipc_queue_nack(ipc_queue *v, const ipc_qticket *t, ipc_error *err)
+{
+	ipc_qhdr *q = v->q;
+	if (q_relock(v, err) != IPC_OK)
+		return IPC_ERR;
+	ipc_qcell *c = ticket_cell(v, t);
+	if (c) {
+		__atomic_store_n(&c->state, IPC_QC_READY, __ATOMIC_RELEASE);
+		q->in_flight--;
+		ipc_qentry e = {c->seq, c->prio, t->cell};
+		sift_up(v->heap, q->count, e);
+		q->count++;
+		bump(&q->recv_seq);
+		wake_one(&q->recv_seq, q->recv_waiters, &q->recv_wakes);
+	}
+	q_unlock(v);
+	return IPC_OK;
+}
+
+int64_t ipc_queue_clear(ipc_queue *v, ipc_error *err)
+{
+	if (q_relock(v, err) != IPC_OK)
+		return IPC_ERR;
+	int64_t removed = 0;
+	for (uint32_t i = 0; i < v->max_count; i++) {
+		ipc_qcell *c = &v->cells[i];
+		if (c->state == IPC_QC_READY) {
+			__atomic_store_n(&c->state, IPC_QC_FREE, __ATOMIC_RELEASE);
+			removed++;
+		}
+	}
+	q_rebuild(v, 0);
+	q_unlock(v);
+	return removed;
+}
+
+int ipc_queue_stat(ipc_queue *v, ipc_queue_stats *st, ipc_error *err)
+{
+	ipc_qhdr *q = v->q;
+	if (q_relock(v, err) != IPC_OK)
+		return IPC_ERR;
+	if (q->in_flight > 0 && reclaim_dead(v, err) < 0)
+		return IPC_ERR;
+	if (sweep_waiters(v, err) != IPC_OK)
+		return IPC_ERR;
+	st->count = q->count;
+	st->in_flight = q->in_flight;
+	st->max_count = v->max_count;
+	st->max_size = v->max_size;
+	st->recv_waiters = q->recv_waiters;
+	st->send_waiters = q->send_waiters;
+	st->repairs = q->repairs;
+	st->wakeups = q->wakeups;
+	q_unlock(v);
+	return IPC_OK;
+}
