@@ -13,6 +13,8 @@
 #include "wait.h"
 
 #include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LOCK_GRACE_NS 1000000000LL  /* the internal lock: wait at least this */
@@ -26,6 +28,17 @@
 typedef struct q_local {
 	int64_t last_reclaim_ns;
 } q_local;
+
+/* Fault injection for the crash tests (spec/queue_spec.lua):
+ * IPCSH_TEST_QUEUE_CRASH=N makes this process SIGKILL itself at point N,
+ * inside a critical section.  Read once, when a queue is opened. */
+static int crash_point;
+
+#define CRASH_AT(n)                                                                                \
+	do {                                                                                       \
+		if (__builtin_expect(crash_point == (n), 0))                                       \
+			raise(SIGKILL);                                                            \
+	} while (0)
 
 static uint64_t slot_size(uint64_t max_size)
 {
@@ -99,6 +112,8 @@ const ipc_type_ops ipc_queue_ops = {IPC_T_QUEUE, "queue", sizeof(q_local), q_lay
 
 void ipc_queue_view(ipc_queue *v, ipc_segment *seg)
 {
+	const char *cp = getenv("IPCSH_TEST_QUEUE_CRASH");
+	crash_point = cp ? atoi(cp) : 0;
 	view_at(v, seg->body, seg->hdr->params[0], seg->hdr->params[1], seg->local);
 }
 
@@ -460,6 +475,7 @@ static int q_sleep(ipc_queue *v, uint32_t *word, uint32_t seen, uint32_t kind,
 {
 	ipc_qhdr *q = v->q;
 	int slot = reg_waiter(q, kind);
+	CRASH_AT(10);
 	int64_t slice = slot < 0 ? OVERFLOW_SLICE_NS : q->in_flight > 0 ? IPC_SLICE_NS : 0;
 	q_unlock(v);
 	int wr = ipc_wait_word(word, seen, dl, slice, snap);
@@ -494,15 +510,19 @@ int ipc_queue_send(ipc_queue *v, const void *msg, size_t len, uint32_t prio, con
 				continue;
 			}
 			q->nfree--;
+			CRASH_AT(1);
 			ipc_qcell *c = &v->cells[ci];
 			memcpy(v->data + ci * v->slot, msg, len);
 			c->len = (uint32_t)len;
 			c->prio = prio;
 			c->seq = q->next_seq++;
 			c->owner = 0;
+			CRASH_AT(2);
 			__atomic_store_n(&c->state, IPC_QC_READY, __ATOMIC_RELEASE);
+			CRASH_AT(3);
 			ipc_qentry e = {c->seq, prio, ci};
 			sift_up(v->heap, q->count, e);
+			CRASH_AT(4);
 			q->count++;
 			bump(&q->recv_seq);
 			if (q->recv_waiters &&
@@ -549,6 +569,7 @@ static int64_t heap_pop(ipc_queue *v)
 	    c->len > v->max_size)
 		return -1;
 	uint32_t n = --q->count;
+	CRASH_AT(5);
 	if (n > 0)
 		sift_down(v->heap, n, 0, v->heap[n]);
 	return top.cell;
@@ -575,6 +596,7 @@ int ipc_queue_receive(ipc_queue *v, void *buf, size_t *len, uint32_t *prio, ipc_
 				q_rebuild(v, 1);
 				continue;
 			}
+			CRASH_AT(11);
 			ipc_qcell *c = &v->cells[ci];
 			memcpy(buf, v->data + (uint64_t)ci * v->slot, c->len);
 			*len = c->len;
@@ -586,9 +608,11 @@ int ipc_queue_receive(ipc_queue *v, void *buf, size_t *len, uint32_t *prio, ipc_
 				ticket->owner = ipc_self_token();
 				c->owner = ticket->owner;
 				__atomic_store_n(&c->state, IPC_QC_INFLIGHT, __ATOMIC_RELEASE);
+				CRASH_AT(7);
 				q->in_flight++;
 			} else {
 				__atomic_store_n(&c->state, IPC_QC_FREE, __ATOMIC_RELEASE);
+				CRASH_AT(6);
 				v->freelist[q->nfree++] = (uint32_t)ci;
 				bump(&q->send_seq);
 				if (q->send_waiters &&
@@ -649,6 +673,7 @@ int ipc_queue_ack(ipc_queue *v, const ipc_qticket *t, ipc_error *err)
 	ipc_qcell *c = ticket_cell(v, t);
 	if (c) {
 		__atomic_store_n(&c->state, IPC_QC_FREE, __ATOMIC_RELEASE);
+		CRASH_AT(8);
 		q->in_flight--;
 		v->freelist[q->nfree++] = t->cell;
 		bump(&q->send_seq);
@@ -666,6 +691,7 @@ int ipc_queue_nack(ipc_queue *v, const ipc_qticket *t, ipc_error *err)
 	ipc_qcell *c = ticket_cell(v, t);
 	if (c) {
 		__atomic_store_n(&c->state, IPC_QC_READY, __ATOMIC_RELEASE);
+		CRASH_AT(9);
 		q->in_flight--;
 		ipc_qentry e = {c->seq, c->prio, t->cell};
 		sift_up(v->heap, q->count, e);
@@ -687,6 +713,7 @@ int64_t ipc_queue_clear(ipc_queue *v, ipc_error *err)
 		if (c->state == IPC_QC_READY) {
 			__atomic_store_n(&c->state, IPC_QC_FREE, __ATOMIC_RELEASE);
 			removed++;
+			CRASH_AT(12);
 		}
 	}
 	q_rebuild(v, 0);
