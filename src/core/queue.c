@@ -12,10 +12,11 @@
 #include "signals.h"
 #include "wait.h"
 
-#include <sched.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LOCK_GRACE_NS 1000000000LL  /* the internal lock: wait at least this */
 #define RECLAIM_EVERY_NS 5000000LL  /* liveness checks of in-flight owners, */
@@ -23,7 +24,10 @@
 #define SWEEP_EVERY_NS 1000000000LL /* liveness checks of registered sleepers */
 #define OVERFLOW_SLICE_NS 1000000LL /* a sleeper with no slot polls this often */
 #define RECLAIM_BATCH 32
-#define PEER_SPIN_NS 2000000LL /* see q_spin */
+#define LOCK_SPINS 256
+#define SPIN_START 1000 /* see q_spin: pause instructions */
+#define SPIN_MIN 16
+#define SPIN_MAX 4000
 
 typedef struct q_local {
 	int64_t last_reclaim_ns;
@@ -101,9 +105,8 @@ static int q_init(void *body, const uint64_t *params, ipc_error *err)
 	if (ipc_rlock_init(&v.q->lock, err))
 		return IPC_ERR;
 	v.q->next_seq = 1;
-	/* the free stack pops cell 0 first */
 	for (uint32_t i = 0; i < v.max_count; i++)
-		v.freelist[i] = v.max_count - 1 - i;
+		v.freelist[i] = i;
 	v.q->nfree = v.max_count;
 	return IPC_OK;
 }
@@ -160,6 +163,29 @@ static inline void bump(uint32_t *w)
 	__atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
 }
 
+/* ---- the free ring: cells are reused in the order they were freed, so
+ * that the next one is predictable (see prefetch_send) ---- */
+
+static inline uint32_t free_peek(const ipc_queue *v)
+{
+	return v->freelist[v->q->free_head];
+}
+
+static inline void free_pop(ipc_queue *v)
+{
+	ipc_qhdr *q = v->q;
+	q->free_head = q->free_head + 1 == v->max_count ? 0 : q->free_head + 1;
+	q->nfree--;
+}
+
+static inline void free_push(ipc_queue *v, uint32_t cell)
+{
+	ipc_qhdr *q = v->q;
+	uint64_t at = (uint64_t)q->free_head + q->nfree;
+	v->freelist[at >= v->max_count ? at - v->max_count : at] = cell;
+	q->nfree++;
+}
+
 /* ---- repair ---- */
 
 /* Recompute everything derived from the cells and the sleeper slots.
@@ -193,6 +219,7 @@ static void q_rebuild(ipc_queue *v, int repair)
 	q->count = nheap;
 	q->in_flight = nfl;
 	q->nfree = nfree;
+	q->free_head = 0;
 	if (q->next_seq <= maxseq)
 		q->next_seq = maxseq + 1;
 	uint32_t nr = 0, ns = 0;
@@ -221,7 +248,7 @@ static inline int q_sane(const ipc_queue *v)
 {
 	const ipc_qhdr *q = v->q;
 	return q->count <= v->max_count && q->in_flight <= v->max_count &&
-	       q->nfree <= v->max_count &&
+	       q->nfree <= v->max_count && q->free_head < v->max_count &&
 	       (uint64_t)q->count + q->in_flight + q->nfree == v->max_count;
 }
 
@@ -231,6 +258,17 @@ static int q_lock(ipc_queue *v, const ipc_deadline *dl, unsigned snap, ipc_error
 {
 	int died = 0;
 	int r = ipc_rlock_trylock(&v->q->lock, &died, err);
+	/* Busy: the holder is done within a microsecond unless it was
+	 * preempted.  Watch the lock word (reading only, so as not to steal
+	 * the line from the holder) and try again when it looks free. */
+	for (int i = 0; r == IPC_TIMEOUT && i < LOCK_SPINS; i++) {
+		if (__atomic_load_n(&v->q->lock.m.__data.__lock, __ATOMIC_RELAXED) &
+		    FUTEX_TID_MASK) {
+			ipc_cpu_relax();
+			continue;
+		}
+		r = ipc_rlock_trylock(&v->q->lock, &died, err);
+	}
 	if (r == IPC_TIMEOUT) {
 		ipc_deadline ldl = *dl;
 		if (!ldl.forever) {
@@ -448,24 +486,70 @@ static int reclaim_dead(ipc_queue *v, ipc_error *err)
 
 /* ---- send / receive ---- */
 
-/* Spin briefly while *word == seen.  When a sleeper of the other kind has
- * been woken and has not come back yet (*peer_wakes), it is about to act
- * on the queue: keep waiting for it a while longer, yielding the CPU to
- * it, rather than going to sleep ourselves (two processes that wake each
- * other in turn through the kernel run at a fraction of the speed). */
-static int q_spin(const uint32_t *word, uint32_t seen, const uint32_t *peer_wakes)
+/* Spin briefly while *word == seen, before going to sleep: the other side
+ * usually acts within microseconds when both run.  How long is learnt per
+ * process: a spin that pays makes the next one longer, one that does not
+ * (the other side is not running: the machine is busy, or it is idle)
+ * halves it, so an overloaded machine sleeps at once instead of burning
+ * the CPU time the other side needs.  Returns 1 if the word changed. */
+static int q_spin(const uint32_t *word, uint32_t seen)
 {
-	if (ipc_spin_word(word, seen))
-		return 1;
-	if (!__atomic_load_n(peer_wakes, __ATOMIC_RELAXED))
+	static uint32_t limit = SPIN_START;
+	static long ncpu;
+	if (!ncpu)
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 2)
 		return 0;
-	int64_t until = ipc_now_ns() + PEER_SPIN_NS;
-	while (__atomic_load_n(peer_wakes, __ATOMIC_RELAXED) && ipc_now_ns() < until) {
-		sched_yield();
-		if (ipc_spin_word(word, seen))
+	for (uint32_t i = 0; i < limit; i++) {
+		if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != seen) {
+			if (limit < SPIN_MAX)
+				limit += limit / 4 + 8;
 			return 1;
+		}
+		ipc_cpu_relax();
 	}
-	return __atomic_load_n(word, __ATOMIC_ACQUIRE) != seen;
+	limit = limit / 2 > SPIN_MIN ? limit / 2 : SPIN_MIN;
+	return 0;
+}
+
+/* After unlocking: bring the lines the next operation of this kind will
+ * most likely touch (written last by the other side) into our cache, off
+ * the critical section.  Racy reads, used only as hints. */
+static inline void prefetch_send(const ipc_queue *v)
+{
+	uint32_t h = __atomic_load_n(&v->q->free_head, __ATOMIC_RELAXED);
+	if (h >= v->max_count)
+		return;
+	uint32_t ci = __atomic_load_n(&v->freelist[h], __ATOMIC_RELAXED);
+	if (ci >= v->max_count)
+		return;
+	__builtin_prefetch(&v->cells[ci], 1);
+	__builtin_prefetch(v->data + (uint64_t)ci * v->slot, 1);
+}
+
+static inline void prefetch_receive(const ipc_queue *v)
+{
+	uint32_t ci = __atomic_load_n(&v->heap[0].cell, __ATOMIC_RELAXED);
+	if (ci >= v->max_count)
+		return;
+	__builtin_prefetch(&v->cells[ci], 1);
+	__builtin_prefetch(v->data + (uint64_t)ci * v->slot, 0);
+}
+
+/* Before taking the lock: when there is nothing to take (*avail == 0: no
+ * message, or no free cell), wait for the other side by spinning without
+ * the lock, so as not to slow it down.  Returns 1 if it spun. */
+static inline int pre_spin(const uint32_t *avail, const uint32_t *word, const ipc_deadline *dl)
+{
+	if (__builtin_expect(__atomic_load_n(avail, __ATOMIC_RELAXED) != 0, 1))
+		return 0;
+	if (!dl->forever && ipc_deadline_passed(dl))
+		return 0;
+	uint32_t seen = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+	if (__atomic_load_n(avail, __ATOMIC_RELAXED) != 0)
+		return 0;
+	q_spin(word, seen);
+	return 1;
 }
 
 /* Sleep on word (lock held on entry and on return) after registering as a
@@ -496,20 +580,20 @@ int ipc_queue_send(ipc_queue *v, const void *msg, size_t len, uint32_t prio, con
 		return ipc_fail(err, 0, "priority out of range");
 	ipc_qhdr *q = v->q;
 	unsigned snap = ipc_signal_count();
+	int spun = pre_spin(&q->nfree, &q->send_seq, dl), fixes = 0;
 	int r = q_lock(v, dl, snap, err);
 	if (r != IPC_OK)
 		return r;
-	int spun = 0, fixes = 0;
 	for (;;) {
 		if (q->nfree > 0) {
-			uint32_t ci = v->freelist[q->nfree - 1];
+			uint32_t ci = free_peek(v);
 			if (ci >= v->max_count || v->cells[ci].state != IPC_QC_FREE) {
 				if (++fixes > 2)
 					break;
 				q_rebuild(v, 1);
 				continue;
 			}
-			q->nfree--;
+			free_pop(v);
 			CRASH_AT(1);
 			ipc_qcell *c = &v->cells[ci];
 			memcpy(v->data + ci * v->slot, msg, len);
@@ -523,13 +607,15 @@ int ipc_queue_send(ipc_queue *v, const void *msg, size_t len, uint32_t prio, con
 			ipc_qentry e = {c->seq, prio, ci};
 			sift_up(v->heap, q->count, e);
 			CRASH_AT(4);
-			q->count++;
-			bump(&q->recv_seq);
+			/* receivers wait only on an empty queue */
+			if (q->count++ == 0)
+				bump(&q->recv_seq);
 			if (q->recv_waiters &&
 			    wake_one(&q->recv_seq, q->recv_waiters, &q->recv_wakes) &&
 			    maybe_sweep(v, err) != IPC_OK)
 				return IPC_ERR;
 			q_unlock(v);
+			prefetch_send(v);
 			return IPC_OK;
 		}
 		if (ipc_deadline_passed(dl)) {
@@ -540,7 +626,7 @@ int ipc_queue_send(ipc_queue *v, const void *msg, size_t len, uint32_t prio, con
 		if (!spun) {
 			spun = 1;
 			q_unlock(v);
-			q_spin(&q->send_seq, seen, &q->recv_wakes);
+			q_spin(&q->send_seq, seen);
 			if (q_relock(v, err) != IPC_OK)
 				return IPC_ERR;
 			continue;
@@ -580,10 +666,10 @@ int ipc_queue_receive(ipc_queue *v, void *buf, size_t *len, uint32_t *prio, ipc_
 {
 	ipc_qhdr *q = v->q;
 	unsigned snap = ipc_signal_count();
+	int spun = pre_spin(&q->count, &q->recv_seq, dl), fixes = 0;
 	int r = q_lock(v, dl, snap, err);
 	if (r != IPC_OK)
 		return r;
-	int spun = 0, fixes = 0;
 	if (q->in_flight > 0 && q->count > 0 && reclaim_due(v, RECLAIM_BUSY_NS) &&
 	    reclaim_dead(v, err) < 0)
 		return IPC_ERR;
@@ -613,14 +699,17 @@ int ipc_queue_receive(ipc_queue *v, void *buf, size_t *len, uint32_t *prio, ipc_
 			} else {
 				__atomic_store_n(&c->state, IPC_QC_FREE, __ATOMIC_RELEASE);
 				CRASH_AT(6);
-				v->freelist[q->nfree++] = (uint32_t)ci;
-				bump(&q->send_seq);
+				free_push(v, (uint32_t)ci);
+				/* senders wait only on a full queue */
+				if (q->nfree == 1)
+					bump(&q->send_seq);
 				if (q->send_waiters &&
 				    wake_one(&q->send_seq, q->send_waiters, &q->send_wakes) &&
 				    maybe_sweep(v, err) != IPC_OK)
 					return IPC_ERR;
 			}
 			q_unlock(v);
+			prefetch_receive(v);
 			return IPC_OK;
 		}
 		if (q->in_flight > 0 && reclaim_due(v, RECLAIM_EVERY_NS)) {
@@ -638,7 +727,7 @@ int ipc_queue_receive(ipc_queue *v, void *buf, size_t *len, uint32_t *prio, ipc_
 		if (!spun) {
 			spun = 1;
 			q_unlock(v);
-			q_spin(&q->recv_seq, seen, &q->send_wakes);
+			q_spin(&q->recv_seq, seen);
 			if (q_relock(v, err) != IPC_OK)
 				return IPC_ERR;
 			continue;
@@ -675,7 +764,7 @@ int ipc_queue_ack(ipc_queue *v, const ipc_qticket *t, ipc_error *err)
 		__atomic_store_n(&c->state, IPC_QC_FREE, __ATOMIC_RELEASE);
 		CRASH_AT(8);
 		q->in_flight--;
-		v->freelist[q->nfree++] = t->cell;
+		free_push(v, t->cell);
 		bump(&q->send_seq);
 		wake_one(&q->send_seq, q->send_waiters, &q->send_wakes);
 	}

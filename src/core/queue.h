@@ -5,7 +5,7 @@
  *   ipc_qhdr | cells[max_count] | heap[max_count] | free[max_count] | data
  * The cells are the truth (FREE / READY / INFLIGHT, with seq, priority,
  * length and, when in flight, the receiver's token); the heap, the free
- * stack and the counters are derived from them and rebuilt by the next
+ * ring and the counters are derived from them and rebuilt by the next
  * locker when a process dies holding the internal lock. */
 #ifndef IPC_QUEUE_H
 #define IPC_QUEUE_H
@@ -49,9 +49,11 @@ typedef struct ipc_qwaiter { /* a registered sleeper (token 0: slot free) */
 typedef struct ipc_qhdr {
 	ipc_rlock lock;
 	uint64_t next_seq;
-	uint32_t count;                      /* READY messages == heap length (derived) */
-	uint32_t in_flight;                  /* INFLIGHT cells (derived) */
-	uint32_t nfree;                      /* free stack length (derived) */
+	uint32_t count;     /* READY messages == heap length (derived) */
+	uint32_t in_flight; /* INFLIGHT cells (derived) */
+	uint32_t nfree;     /* free ring length (derived) */
+	uint32_t free_head; /* free ring: the next cell to use is free[free_head] */
+	uint32_t reserved;
 	uint32_t recv_waiters, send_waiters; /* registered sleepers (derived) */
 	/* wakes issued to sleepers that have not re-checked yet: a wake is
 	 * only issued while waiters > wakes (no storm of useless wake calls) */
