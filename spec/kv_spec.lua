@@ -85,6 +85,10 @@ describe('kv', function()
     assert.equal('bin\0value', t:get('bin\0key'))
     assert.is_nil(t:get('missing'))
     assert.is_nil(t:get('bin'))
+    local keys = t:keys()
+    table.sort(keys)
+    assert.same({ 'age', 'bin\0key', 'name', 'nested', 'ok', 'pi' }, keys)
+    assert.equal(6, t:count())
   end)
 
   it('deletes, lists keys, counts and clears', function()
@@ -208,6 +212,13 @@ describe('kv', function()
       assert.matches("cannot call '" .. m .. "' inside an update", err)
       assert.equal(1, t:get('k'))
     end
+    -- info() (and so ipc.list()) still works inside
+    assert.equal(2, t:update('k', function(v)
+      assert.equal(1, t:info().count)
+      for _, o in ipairs(ipc.list()) do if o.name == name then assert.equal(1, o.count) end end
+      return v + 1
+    end))
+    assert.equal(2, t:get('k'))
     -- the handle may even be closed inside: the update still completes
     assert.equal(7, t:update('k', function() other:close() return 7 end))
     assert.equal(7, t:get('k'))

@@ -143,6 +143,16 @@ static void crash_point(const char *point)
 		raise(SIGKILL);
 }
 
+/* The single store that commits a mutation.  The fences keep the compiler
+ * from moving any other store of ours across it: a process can die between
+ * any two instructions, so program order is what the repair sees. */
+static void commit(uint32_t *word, uint32_t value)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	__atomic_store_n(word, value, __ATOMIC_RELEASE);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
 static kv_chunk *chunk(ipc_kv *kv, uint32_t idx)
 {
 	return (kv_chunk *)(void *)(kv->chunks + (size_t)(idx - 1) * IPC_KV_CHUNK);
@@ -368,7 +378,7 @@ int ipc_kv_set(ipc_kv *kv, const void *key, size_t klen, const void *val, size_t
 		return corrupt(kv, err);
 	crash_point("set:written");
 	/* Commit: one aligned store makes the new record the live one. */
-	__atomic_store_n(link, first, __ATOMIC_RELEASE);
+	commit(link, first);
 	crash_point("set:committed");
 	b->gen++;
 	if (old)
@@ -386,7 +396,7 @@ int ipc_kv_delete(ipc_kv *kv, const void *key, size_t klen, ipc_error *err)
 	if (r <= 0)
 		return r;
 	/* Commit: one store unlinks it. */
-	__atomic_store_n(link, chunk(kv, rec)->u.h.next_rec, __ATOMIC_RELEASE);
+	commit(link, chunk(kv, rec)->u.h.next_rec);
 	crash_point("delete:committed");
 	kv->b->gen++;
 	if (kv->b->count > 0)
@@ -411,7 +421,7 @@ static void format_free_list(ipc_kv *kv)
 void ipc_kv_clear(ipc_kv *kv)
 {
 	for (uint32_t i = 0; i < kv->nbuckets; i++) {
-		__atomic_store_n(&kv->buckets[i], 0, __ATOMIC_RELAXED);
+		commit(&kv->buckets[i], 0);
 		if (i == kv->nbuckets / 2)
 			crash_point("clear:unlinking");
 	}
@@ -500,7 +510,7 @@ uint32_t ipc_kv_repair(ipc_kv *kv)
 		while ((idx = *link) != 0) {
 			uint64_t n = record_valid(kv, idx, bi);
 			if (!n) {
-				__atomic_store_n(link, 0, __ATOMIC_RELAXED);
+				commit(link, 0);
 				cut++;
 				break;
 			}

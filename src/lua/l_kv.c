@@ -335,9 +335,16 @@ static void kv_parse_opts(lua_State *L, int opts, uint64_t *params, const char *
 static void kv_push_info(lua_State *L, ipcl_handle *h)
 {
 	ipc_kv *kv = &K(h)->kv;
-	kv_lock(L, h, "info");
+	ipc_error err;
+	int r = ipc_kv_lock(kv, ipc_signal_count(), &err);
+	ipcl_check_interrupt(L, r);
+	if (r != IPC_OK && err.code != EDEADLK)
+		ipcl_raise_obj(L, h, &err);
+	/* EDEADLK: inside an update of this table (ipc.list() from its
+	 * function); this process holds the lock, so reading is safe. */
 	uint64_t count = kv->b->count, nfree = kv->b->free_count, repairs = kv->b->repairs;
-	kv_unlock(h);
+	if (r == IPC_OK)
+		kv_unlock(h);
 	uint64_t size = (uint64_t)kv->nchunks * IPC_KV_CHUNK;
 	if (nfree > kv->nchunks)
 		nfree = kv->nchunks;
