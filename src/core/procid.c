@@ -34,8 +34,8 @@ static uint64_t start_ticks(int32_t pid)
 	if (!p)
 		return 0;
 	p++;
-	/* after ')' come fields 3..: skip to field 22 (19 more fields) */
-	for (int field = 2; field < 22 && p; field++) {
+	/* p is at the space before field 3: step over 19 more spaces to field 22 */
+	for (int field = 3; field < 22 && p; field++) {
 		p = strchr(p + 1, ' ');
 	}
 	if (!p)
