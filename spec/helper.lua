@@ -91,9 +91,13 @@ function H.spawn(code, ...)
     shell_quote(dir .. '/out'), shell_quote(dir .. '/err'), shell_quote(dir .. '/status'))
   assert(os.execute(cmd))
   local child = { dir = dir }
-  assert(H.wait_until(function() return H.read_file(dir .. '/pid') end, 10000),
-    'child did not start')
-  child.pid = tonumber(H.read_file(dir .. '/pid'))
+  -- the file exists before its digits are written: wait for the digits
+  local pid = H.wait_until(function()
+    local s = H.read_file(dir .. '/pid')
+    return s and tonumber(s:match('^%d+$'))
+  end, 10000)
+  assert(pid, 'child did not start')
+  child.pid = pid
   return setmetatable(child, { __index = H.child_methods })
 end
 
