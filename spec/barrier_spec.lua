@@ -1,6 +1,26 @@
 local H = require 'spec.helper'
 local ipc = H.ipc
 
+-- Run code in a child whose environment arms the failpoint fp: the child
+-- kills itself (SIGKILL) at that instant inside a critical section.
+-- Returns its exit status (137 when it died there).
+local function run_failpoint(fp, code, ...)
+  local path = H.tmpname('fp') .. '.lua'
+  H.write_file(path, "ipc = require 'interprocess'\n" .. code)
+  local env = 'IPCSH_FAILPOINT=' .. fp .. ' '
+  if not H.under_ipcsh then
+    env = env .. 'LUA_CPATH=' .. H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;') .. ' '
+  end
+  local args = {}
+  for _, a in ipairs({ ... }) do args[#args + 1] = H.quote(a) end
+  -- not the command's last word, so that this shell (not the caller's)
+  -- reports the death, into the redirected stderr
+  local st = H.sh(env .. H.quote(H.lua) .. ' ' .. H.quote(path) .. ' ' .. table.concat(args, ' ')
+    .. '; exit $?')
+  os.remove(path)
+  return st
+end
+
 -- A party: opens the barrier, marks ready, waits once, prints the result.
 local PARTY = [[
   local name, timeout = select(2, ...)
@@ -109,6 +129,40 @@ describe('barrier', function()
       assert.equal(137, c1:wait(10000))
       assert.equal(137, c2:wait(10000))
     end
+    assert.equal(0, arrived(b))
+    local c = H.spawn(PARTY, name, '20000')
+    assert.truthy(H.wait_until(function() return arrived(b) == 1 end, 10000))
+    assert.is_true((b:wait(10000)))
+    assert.equal(0, c:wait(10000))
+  end)
+
+  it('the last party killed inside the lock after completing the round', function()
+    local name = H.name()
+    local b <close> = ipc.barrier(name, { count = 2, cleanup = true })
+    local a = H.spawn(PARTY, name, '20000')
+    assert.truthy(H.wait_until(function() return arrived(b) == 1 end, 10000))
+    assert.equal(137, run_failpoint('barrier.completed', [[ ipc.barrier(...):wait(5000) ]], name))
+    -- the round completed (the generation bump is the commit point)
+    assert.equal(0, a:wait(5000))
+    assert.equal('true false', a.out)
+    local i = b:info()
+    assert.equal(1, i.round)
+    assert.equal(0, i.arrived)
+    -- the next round needs two fresh arrivals
+    assert.is_false(b:wait(100))
+    local c = H.spawn(PARTY, name, '20000')
+    assert.truthy(H.wait_until(function() return arrived(b) == 1 end, 10000))
+    assert.is_true((b:wait(10000)))
+    assert.equal(0, c:wait(10000))
+    assert.equal(2, b:info().round)
+  end)
+
+  it('a party killed inside the lock right after arriving', function()
+    local name = H.name()
+    local b <close> = ipc.barrier(name, { count = 2, cleanup = true })
+    assert.equal(137, run_failpoint('barrier.arrived', [[ ipc.barrier(...):wait(5000) ]], name))
+    -- no phantom: this arrival alone does not complete the round
+    assert.is_false(b:wait(200))
     assert.equal(0, arrived(b))
     local c = H.spawn(PARTY, name, '20000')
     assert.truthy(H.wait_until(function() return arrived(b) == 1 end, 10000))

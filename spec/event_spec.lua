@@ -1,6 +1,26 @@
 local H = require 'spec.helper'
 local ipc = H.ipc
 
+-- Run code in a child whose environment arms the failpoint fp: the child
+-- kills itself (SIGKILL) at that instant inside a critical section.
+-- Returns its exit status (137 when it died there).
+local function run_failpoint(fp, code, ...)
+  local path = H.tmpname('fp') .. '.lua'
+  H.write_file(path, "ipc = require 'interprocess'\n" .. code)
+  local env = 'IPCSH_FAILPOINT=' .. fp .. ' '
+  if not H.under_ipcsh then
+    env = env .. 'LUA_CPATH=' .. H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;') .. ' '
+  end
+  local args = {}
+  for _, a in ipairs({ ... }) do args[#args + 1] = H.quote(a) end
+  -- not the command's last word, so that this shell (not the caller's)
+  -- reports the death, into the redirected stderr
+  local st = H.sh(env .. H.quote(H.lua) .. ' ' .. H.quote(path) .. ' ' .. table.concat(args, ' ')
+    .. '; exit $?')
+  os.remove(path)
+  return st
+end
+
 -- A child that opens the event, marks ready, waits once and prints the
 -- result (and records a success in the shm counter when given).
 local WAITER = [[
@@ -193,6 +213,49 @@ describe('event', function()
       assert.equal('true', k.out)
     end)
   end
+
+  it('a setter killed inside the lock after granting, before waking', function()
+    local name, sname = H.name(), H.name()
+    local e <close> = ipc.event(name, { auto_reset = true, cleanup = true })
+    local s <close> = ipc.shm(sname, { size = 8, cleanup = true })
+    local a = H.spawn(WAITER, name, sname, '20000')
+    assert.truthy(H.wait_until(function() return waiters(e) == 1 end, 10000))
+    assert.equal(137, run_failpoint('event.granted', [[ ipc.event(...):set() ]], name))
+    -- the grant stands: the waiter is released (repair wakes it, or its
+    -- next slice sees the grant)
+    assert.equal(0, a:wait(5000))
+    assert.equal('true', a.out)
+    -- the lock was repaired: everything still works
+    assert.is_false(e:is_set())
+    e:set()
+    assert.is_true(e:wait(0))
+    local b = H.spawn(WAITER, name, sname, '20000')
+    assert.truthy(H.wait_until(function() return waiters(e) == 1 end, 10000))
+    e:set()
+    assert.equal(0, b:wait(10000))
+    assert.equal(2, s:unpack('<i8', 0))
+  end)
+
+  it('a waiter killed inside the lock while registering leaves no trace', function()
+    local name = H.name()
+    local e <close> = ipc.event(name, { auto_reset = true, cleanup = true })
+    assert.equal(137, run_failpoint('event.claim', [[ ipc.event(...):wait(5000) ]], name))
+    assert.equal(0, waiters(e))
+    e:set() -- no live waiter: kept
+    assert.is_true(e:is_set())
+    assert.is_true(e:wait(0))
+    assert.is_false(e:wait(0))
+  end)
+
+  it('a manual set killed between the flag and the wake-up still releases', function()
+    local name = H.name()
+    local e <close> = ipc.event(name, { cleanup = true })
+    local a = H.spawn(WAITER, name, '', '20000')
+    assert.truthy(H.wait_until(function() return waiters(e) == 1 end, 10000))
+    assert.equal(137, run_failpoint('event.manual_set', [[ ipc.event(...):set() ]], name))
+    assert.equal(0, a:wait(5000))
+    assert.equal('true', a.out)
+  end)
 
   it('SIGINT interrupts a wait promptly', function()
     local name = H.name()

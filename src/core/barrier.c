@@ -1,5 +1,6 @@
 #include "barrier.h"
 
+#include "failpoint.h"
 #include "procid.h"
 #include "rlock.h"
 #include "signals.h"
@@ -178,6 +179,7 @@ int ipc_barrier_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap,
 	if (n + 1 >= count) {
 		/* Last: the gen bump is the commit point of the round. */
 		store32(&b->gen, g + 1);
+		ipc_failpoint("barrier.completed");
 		drop_stale(b, g + 1);
 		unlock(b);
 		ipc_wake_word(&b->gen, -1);
@@ -201,6 +203,7 @@ int ipc_barrier_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap,
 	store64(&s->token, 0);
 	store32(&s->gen, g);
 	store64(&s->token, ipc_self_token());
+	ipc_failpoint("barrier.arrived");
 	unlock(b);
 
 	int spun = 0;

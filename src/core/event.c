@@ -1,5 +1,6 @@
 #include "event.h"
 
+#include "failpoint.h"
 #include "procid.h"
 #include "rlock.h"
 #include "signals.h"
@@ -154,6 +155,7 @@ static int claim_slot(ipc_segment *seg, ev_body *b, ev_slot **out, ipc_error *er
 			store32(&s->word, SLOT_WAITING);
 			s->seq = b->next_seq++;
 			store64(&s->token, ipc_self_token());
+			ipc_failpoint("event.claim");
 			store32(&b->used, load32(&b->used) + 1);
 			*out = s;
 			return IPC_OK;
@@ -187,6 +189,7 @@ static int grant_one(ev_body *b)
 			continue;
 		}
 		store32(&best->word, SLOT_GRANTED);
+		ipc_failpoint("event.granted");
 		ipc_wake_word(&best->word, 1);
 		return 1;
 	}
@@ -204,6 +207,7 @@ int ipc_event_set(ipc_segment *seg, unsigned sigsnap, ipc_error *err)
 			                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 				break;
 		}
+		ipc_failpoint("event.manual_set");
 		/* Pairs with the waiter's "register, then read state". */
 		if (load32(&b->used))
 			ipc_wake_word(&b->state, -1);
