@@ -285,9 +285,17 @@ static int wait_auto(ipc_segment *seg, ev_body *b, const ipc_deadline *dl, unsig
 	if (r != IPC_OK)
 		return r;
 	int spun = 0;
+	ipc_token me = ipc_self_token();
 	for (;;) {
-		if (load32(&s->word) == SLOT_GRANTED)
+		uint32_t w = load32(&s->word);
+		if (w == SLOT_GRANTED)
 			break;
+		/* only corruption changes these: never spin on them */
+		if (w != SLOT_WAITING || load64(&s->token) != me) {
+			leave_slot(b, s, err);
+			return ipc_fail(err, 0, "event \"%s\" is corrupt (waiter slot changed)",
+			                seg->name);
+		}
 		if (!spun) {
 			spun = 1;
 			if (ipc_spin_word(&s->word, SLOT_WAITING))

@@ -41,7 +41,7 @@ static void barrier_parse_opts(lua_State *L, int opts, uint64_t *params, const c
 
 static void barrier_push_info(lua_State *L, ipcl_handle *h)
 {
-	static ipc_barrier_state st;
+	ipc_barrier_state st;
 	ipc_error err;
 	if (ipc_barrier_info(h->seg, &st, &err) != IPC_OK) {
 		ipcl_raise_obj(L, h, &err);

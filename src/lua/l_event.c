@@ -56,7 +56,7 @@ static void event_parse_opts(lua_State *L, int opts, uint64_t *params, const cha
 
 static void event_push_info(lua_State *L, ipcl_handle *h)
 {
-	static ipc_event_state st;
+	ipc_event_state st;
 	ipc_error err;
 	if (ipc_event_info(h->seg, &st, &err) != IPC_OK) {
 		ipcl_raise_obj(L, h, &err);
