@@ -66,8 +66,17 @@ local __dir = ...
 function ready(tag)
   local f = io.open(__dir .. '/' .. (tag or 'ready'), 'w') f:write('1') f:close()
 end
-local __pf = io.open(__dir .. '/pid', 'w') __pf:write(tostring(
+-- wait until the parent calls child:go(tag)
+function wait_go(tag)
+  local p = __dir .. '/' .. (tag or 'go')
+  while true do
+    local f = io.open(p) if f then f:close() return end
+    if ipc.sleep then ipc.sleep(2) end
+  end
+end
+local __pf = io.open(__dir .. '/pid.tmp', 'w') __pf:write(tostring(
   (io.open('/proc/self/stat'):read('l'):match('^(%d+)')))) __pf:close()
+os.rename(__dir .. '/pid.tmp', __dir .. '/pid')
 ]]
 
 local function child_env()
@@ -91,17 +100,21 @@ function H.spawn(code, ...)
     shell_quote(dir .. '/out'), shell_quote(dir .. '/err'), shell_quote(dir .. '/status'))
   assert(os.execute(cmd))
   local child = { dir = dir }
-  -- the file exists before its digits are written: wait for the digits
-  local pid = H.wait_until(function()
+  local function pid()
     local s = H.read_file(dir .. '/pid')
-    return s and tonumber(s:match('^%d+$'))
-  end, 10000)
-  assert(pid, 'child did not start')
-  child.pid = pid
+    return s and tonumber(s:match('^(%d+)$'))
+  end
+  child.pid = H.wait_until(pid, 10000)
+  assert(child.pid, 'child did not start')
   return setmetatable(child, { __index = H.child_methods })
 end
 
 H.child_methods = {}
+
+-- Let a child blocked in wait_go(tag) go on.
+function H.child_methods:go(tag)
+  H.write_file(self.dir .. '/' .. (tag or 'go'), '1')
+end
 
 function H.child_methods:is_ready(tag)
   return H.read_file(self.dir .. '/' .. (tag or 'ready')) ~= nil

@@ -6,7 +6,7 @@ describe('shm', function()
     local name = H.name()
     local s <close> = ipc.shm(name, { size = 64, cleanup = true })
     local st, out = H.run([[
-      local s = ipc.shm(select(2, ...))
+      local s = ipc.shm((select(2, ...)))
       s:pack(0, '<i4d z', 7, 2.5, 'hello')
     ]], name)
     assert.equal(0, st)
@@ -20,7 +20,7 @@ describe('shm', function()
     local kids = {}
     for i = 1, 4 do
       kids[i] = H.spawn([[
-        local s = ipc.shm(select(2, ...))
+        local s = ipc.shm((select(2, ...)))
         for i = 1, 10000 do s:add(8, 1) end
       ]], name)
     end

@@ -34,7 +34,7 @@ static uint64_t start_ticks(int32_t pid)
 	if (!p)
 		return 0;
 	p++;
-	/* p is at the space before field 3: step over 19 more spaces to field 22 */
+	/* p is at the space before field 3; field 22 is 19 spaces on */
 	for (int field = 3; field < 22 && p; field++) {
 		p = strchr(p + 1, ' ');
 	}

@@ -65,8 +65,10 @@ int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *
 	}
 	/* Sleep in slices so that a signal is noticed promptly (glibc restarts
 	 * the futex wait after a handler runs). */
+	if (sigsnap != IPC_UNINTERRUPTIBLE)
+		ipc_signals_install();
 	for (;;) {
-		if (ipc_signal_count() != sigsnap)
+		if (ipc_signal_since(sigsnap))
 			return IPC_INTERRUPTED;
 		int64_t left = ipc_deadline_left(dl);
 		if (left <= 0)
@@ -80,7 +82,9 @@ int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *
 			ts.tv_nsec -= 1000000000L;
 			ts.tv_sec++;
 		}
+		ipc_wait_enter();
 		r = pthread_mutex_clocklock(&l->m, CLOCK_MONOTONIC, &ts);
+		ipc_wait_leave();
 		if (r != ETIMEDOUT)
 			return result(r, owner_died, err);
 	}

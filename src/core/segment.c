@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PREFIX "ipcsh."
+#define PREFIX "ipcs."
 #define TMP_PREFIX ".ipcsh-new."
 
 static const char *const type_names[IPC_T_MAX + 1] = {

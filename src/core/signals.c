@@ -20,10 +20,16 @@ typedef struct cleanup_entry {
 static cleanup_entry cleanup[MAX_CLEANUP];
 static volatile sig_atomic_t ncleanup;
 static volatile unsigned sigcount;
+static volatile sig_atomic_t in_wait;
 static const int handled[] = {SIGINT, SIGTERM, SIGHUP};
 static struct sigaction previous[3];
 
-unsigned ipc_signal_count(void) { return sigcount; }
+unsigned ipc_signal_count(void) { return sigcount == IPC_UNINTERRUPTIBLE ? 0 : sigcount; }
+
+int ipc_signal_since(unsigned sigsnap)
+{
+	return sigsnap != IPC_UNINTERRUPTIBLE && ipc_signal_count() != sigsnap;
+}
 
 /* Only async-signal-safe calls: stat, unlink, getpid. */
 static void unlink_ours(void)
@@ -57,12 +63,17 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
 			prev->sa_handler(sig);
 			return;
 		}
+		if (sig == SIGINT && in_wait)
+			return; /* the wait returns IPC_INTERRUPTED */
 		unlink_ours();
 		signal(sig, SIG_DFL);
 		raise(sig);
 		return;
 	}
 }
+
+void ipc_wait_enter(void) { in_wait = in_wait + 1; }
+void ipc_wait_leave(void) { in_wait = in_wait - 1; }
 
 static void at_exit(void) { ipc_cleanup_run(); }
 
@@ -118,8 +129,10 @@ void ipc_cleanup_forget(const char *path)
 void ipc_cleanup_run(void)
 {
 	unlink_ours();
-	int pid = (int)getpid();
-	for (int i = 0; i < ncleanup; i++)
-		if (cleanup[i].pid == pid)
-			cleanup[i].pid = 0;
+	int n = ncleanup;
+	ncleanup = 0;
+	for (int i = 0; i < n; i++) {
+		free(cleanup[i].path);
+		cleanup[i].path = NULL;
+	}
 }

@@ -15,6 +15,16 @@ void ipc_signals_install(void); /* idempotent */
 
 /* A number that changes whenever one of our signals arrives. */
 unsigned ipc_signal_count(void);
+/* Pass as a sigsnap to make a wait ignore signals (releases, repairs). */
+#define IPC_UNINTERRUPTIBLE 0xffffffffu
+/* Has a signal arrived since sigsnap was taken? */
+int ipc_signal_since(unsigned sigsnap);
+
+/* Bracket a blocking wait: a SIGINT that arrives inside one (with no
+ * handler of its own) interrupts the wait instead of killing the process,
+ * so the script's <close> guards run. */
+void ipc_wait_enter(void);
+void ipc_wait_leave(void);
 
 /* Paths unlinked at exit or on a fatal signal, by the process that added
  * them only (never by a forked child).  dev/ino guard against unlinking an

@@ -16,7 +16,7 @@ int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *d
                   int64_t slice_ns, unsigned sigsnap)
 {
 	ipc_signals_install();
-	if (ipc_signal_count() != sigsnap)
+	if (ipc_signal_since(sigsnap))
 		return IPC_INTERRUPTED;
 	int64_t left = ipc_deadline_left(dl);
 	if (left <= 0)
@@ -33,8 +33,12 @@ int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *d
 		sliced = 1;
 	}
 	struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+	ipc_wait_enter();
 	long r = futex(word, FUTEX_WAIT, expected, &ts);
-	if (r != 0 && errno == EINTR && ipc_signal_count() != sigsnap)
+	int e = errno;
+	ipc_wait_leave();
+	errno = e;
+	if (r != 0 && errno == EINTR && ipc_signal_since(sigsnap))
 		return IPC_INTERRUPTED;
 	if (r != 0 && errno == ETIMEDOUT && !sliced && ipc_deadline_passed(dl))
 		return IPC_TIMEOUT;

@@ -1,4 +1,150 @@
-/* Placeholder: filled in by the pidfile work. */
+/* ipc.pidfile(path): one instance at a time.  Ownership is an OFD lock held
+ * through an open fd (see src/core/pidfile.h), so it ends with the owner. */
+#include "../core/pidfile.h"
 #include "modules.h"
+#include "object.h"
 
-void ipcl_open_pidfile(lua_State *L) { (void)L; }
+#include <string.h>
+
+#define PIDFILE_MT "ipcsh.pidfile"
+
+static ipc_pidfile *check_pidfile(lua_State *L)
+{
+	ipc_pidfile *p = luaL_checkudata(L, 1, PIDFILE_MT);
+	if (!p->path)
+		luaL_error(L, "attempt to use a closed pidfile");
+	return p;
+}
+
+/* p:create() -> true | false, pid */
+static int f_create(lua_State *L)
+{
+	ipc_pidfile *p = check_pidfile(L);
+	int32_t owner;
+	ipc_error err;
+	int r = ipc_pidfile_create(p, &owner, &err);
+	if (r == IPC_ERR)
+		return ipcl_raise(L, &err);
+	lua_pushboolean(L, r == IPC_OK);
+	if (r == IPC_OK)
+		return 1;
+	if (owner > 0)
+		lua_pushinteger(L, owner);
+	else
+		lua_pushnil(L);
+	return 2;
+}
+
+/* p:read() -> pid of the live owner, or nil */
+static int f_read(lua_State *L)
+{
+	ipc_pidfile *p = check_pidfile(L);
+	int32_t owner;
+	ipc_error err;
+	if (ipc_pidfile_read(p, &owner, &err) != IPC_OK)
+		return ipcl_raise(L, &err);
+	if (owner > 0)
+		lua_pushinteger(L, owner);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static int f_is_owner(lua_State *L)
+{
+	ipc_pidfile *p = check_pidfile(L);
+	lua_pushboolean(L, ipc_pidfile_is_owner(p));
+	return 1;
+}
+
+/* p:remove() -> true when this handle owned the file (it is unlinked and
+ * released now), false otherwise (the file is left alone). */
+static int f_remove(lua_State *L)
+{
+	ipc_pidfile *p = check_pidfile(L);
+	lua_pushboolean(L, ipc_pidfile_remove(p));
+	return 1;
+}
+
+/* __close: the scope that owned the file ends; give it up. */
+static int f_close(lua_State *L)
+{
+	ipc_pidfile *p = luaL_checkudata(L, 1, PIDFILE_MT);
+	if (p->path)
+		ipc_pidfile_remove(p);
+	return 0;
+}
+
+/* __gc: a handle collected while owning keeps the ownership until the
+ * process exits (a forgotten handle must not let a second instance in). */
+static int f_gc(lua_State *L)
+{
+	ipc_pidfile *p = luaL_checkudata(L, 1, PIDFILE_MT);
+	ipc_pidfile_abandon(p);
+	return 0;
+}
+
+static int f_tostring(lua_State *L)
+{
+	ipc_pidfile *p = luaL_checkudata(L, 1, PIDFILE_MT);
+	lua_pushfstring(L, "pidfile \"%s\"%s", p->path ? p->path : "?", p->path ? "" : " (closed)");
+	return 1;
+}
+
+static int f_index(lua_State *L)
+{
+	ipc_pidfile *p = luaL_checkudata(L, 1, PIDFILE_MT);
+	const char *key = lua_tostring(L, 2);
+	if (key && strcmp(key, "path") == 0) {
+		if (p->path)
+			lua_pushstring(L, p->path);
+		else
+			lua_pushnil(L);
+		return 1;
+	}
+	lua_pushvalue(L, 2);
+	lua_rawget(L, lua_upvalueindex(1));
+	return 1;
+}
+
+/* ipc.pidfile(path) */
+static int l_pidfile(lua_State *L)
+{
+	if (lua_type(L, 1) != LUA_TSTRING)
+		return luaL_typeerror(L, 1, "string (path)");
+	size_t len;
+	const char *path = lua_tolstring(L, 1, &len);
+	if (len == 0 || strlen(path) != len)
+		return luaL_argerror(L, 1, "path must be a non-empty string without zero bytes");
+	ipc_pidfile *p = lua_newuserdatauv(L, sizeof *p, 0);
+	memset(p, 0, sizeof *p); /* closed: no path, fd -1 */
+	p->fd = -1;
+	luaL_setmetatable(L, PIDFILE_MT);
+	ipc_error err;
+	if (ipc_pidfile_init(p, path, &err) != IPC_OK)
+		return ipcl_raise(L, &err);
+	return 1;
+}
+
+void ipcl_open_pidfile(lua_State *L)
+{
+	static const luaL_Reg methods[] = {{"create", f_create},
+	                                   {"read", f_read},
+	                                   {"is_owner", f_is_owner},
+	                                   {"remove", f_remove},
+	                                   {NULL, NULL}};
+	static const luaL_Reg meta[] = {
+	    {"__gc", f_gc}, {"__close", f_close}, {"__tostring", f_tostring}, {NULL, NULL}};
+	luaL_newmetatable(L, PIDFILE_MT);
+	luaL_setfuncs(L, meta, 0);
+	lua_pushliteral(L, "pidfile");
+	lua_setfield(L, -2, "__name");
+	lua_pushliteral(L, "pidfile");
+	lua_setfield(L, -2, "__ipc_type");
+	luaL_newlib(L, methods);
+	lua_pushcclosure(L, f_index, 1);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	lua_pushcfunction(L, l_pidfile);
+	lua_setfield(L, -2, "pidfile");
+}

@@ -1,4 +1,106 @@
-/* Placeholder: filled in by the semaphore work. */
+/* ipc.semaphore: a counter; opts.value, opts.max, opts.undo. */
+#include "../core/semaphore.h"
+#include "../core/signals.h"
 #include "modules.h"
+#include "object.h"
 
-void ipcl_open_semaphore(lua_State *L) { (void)L; }
+static const ipcl_type sem_type;
+
+static int s_post(lua_State *L)
+{
+	ipcl_handle *h = ipcl_check(L, 1, &sem_type);
+	lua_Integer n = luaL_optinteger(L, 2, 1);
+	if (n < 1)
+		return luaL_argerror(L, 2, "count must be >= 1");
+	ipc_error err;
+	if (ipc_sem_post(h->seg, n, &err) != IPC_OK)
+		return luaL_error(L, "post: semaphore \"%s\": %s", h->seg->name, err.msg);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* Wait; pushes true/false and returns 1/0. */
+static int do_wait(lua_State *L, int tidx)
+{
+	ipcl_handle *h = ipcl_check(L, 1, &sem_type);
+	unsigned snap = ipc_signal_count();
+	ipc_deadline dl = ipcl_opt_timeout(L, tidx);
+	ipc_error err;
+	int r = ipc_sem_wait(h->seg, &dl, snap, &err);
+	if (r == IPC_ERR)
+		return luaL_error(L, "wait: semaphore \"%s\": %s", h->seg->name, err.msg);
+	ipcl_check_interrupt(L, r);
+	lua_pushboolean(L, r == IPC_OK);
+	return r == IPC_OK;
+}
+
+static int s_wait(lua_State *L)
+{
+	do_wait(L, 2);
+	return 1;
+}
+
+static int s_value(lua_State *L)
+{
+	ipcl_handle *h = ipcl_check(L, 1, &sem_type);
+	lua_pushinteger(L, ipc_sem_value(h->seg));
+	return 1;
+}
+
+/* s:with(fn [, timeout]) -> true, fn()... | false; posts back even on error */
+static int s_with(lua_State *L)
+{
+	ipcl_check(L, 1, &sem_type);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_settop(L, 3);
+	if (!do_wait(L, 3))
+		return 1;
+	int base = lua_gettop(L) - 1;
+	lua_pushvalue(L, 2);
+	int status = lua_pcall(L, 0, LUA_MULTRET, 0);
+	ipcl_handle *h = ipcl_test(L, 1);
+	if (h->seg) {
+		ipc_error err;
+		if (ipc_sem_post(h->seg, 1, &err) != IPC_OK && status == LUA_OK)
+			return luaL_error(L, "with: semaphore \"%s\": %s", h->seg->name, err.msg);
+	}
+	if (status != LUA_OK)
+		return lua_error(L);
+	return lua_gettop(L) - base;
+}
+
+static void sem_parse_opts(lua_State *L, int opts, uint64_t *params, const char *fname)
+{
+	lua_Integer max = ipcl_opt_int_field(L, opts, "max", IPC_SEM_MAX, 1, IPC_SEM_MAX, fname);
+	params[0] = (uint64_t)ipcl_opt_int_field(L, opts, "value", 0, 0, IPC_SEM_MAX, fname);
+	params[1] = (uint64_t)max;
+	params[2] = (uint64_t)ipcl_opt_bool_field(L, opts, "undo", 0, fname);
+	if (params[0] > params[1])
+		luaL_error(L, "bad option 'value' to '%s' (%I exceeds max %I)", fname,
+		           (lua_Integer)params[0], max);
+}
+
+static void sem_push_info(lua_State *L, ipcl_handle *h)
+{
+	ipc_sem_body *b = h->seg->body;
+	lua_pushinteger(L, ipc_sem_value(h->seg));
+	lua_setfield(L, -2, "value");
+	if (b->max != IPC_SEM_MAX) {
+		lua_pushinteger(L, b->max);
+		lua_setfield(L, -2, "max");
+	}
+	lua_pushboolean(L, b->undo != 0);
+	lua_setfield(L, -2, "undo");
+	lua_pushinteger(L, ipc_sem_waiters(h->seg));
+	lua_setfield(L, -2, "waiters");
+}
+
+static const luaL_Reg sem_methods[] = {
+    {"post", s_post}, {"wait", s_wait}, {"value", s_value}, {"with", s_with}, {NULL, NULL}};
+
+static const char *const sem_options[] = {"value", "max", "undo", NULL};
+
+static const ipcl_type sem_type = {&ipc_semaphore_ops, sem_methods, sem_options, sem_parse_opts,
+                                   sem_push_info,      0,           NULL,        NULL};
+
+void ipcl_open_semaphore(lua_State *L) { ipcl_register_type(L, &sem_type); }

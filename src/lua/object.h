@@ -33,8 +33,8 @@ struct ipcl_handle {
 	uint32_t magic;
 	const ipcl_type *type;
 	ipc_segment *seg; /* NULL once closed */
-	/* type->extra bytes follow, 16-aligned */
-	_Alignas(16) unsigned char extra[];
+	/* type->extra bytes follow, 8-aligned (what Lua guarantees) */
+	_Alignas(8) unsigned char extra[];
 };
 
 /* Register a type: its metatable, methods and the constructor ipc.NAME in
@@ -63,6 +63,9 @@ void ipcl_check_interrupt(lua_State *L, int r);
 lua_Integer ipcl_opt_int_field(lua_State *L, int opts, const char *key, lua_Integer def,
                                lua_Integer min, lua_Integer max, const char *fname);
 int ipcl_opt_bool_field(lua_State *L, int opts, const char *key, int def, const char *fname);
+
+/* Types other bindings refer to (condition takes a mutex). */
+extern const ipcl_type ipcl_mutex_type;
 
 #define IPCL_EXTRA(h, T) ((T *)(void *)(h)->extra)
 

@@ -1,0 +1,228 @@
+local H = require 'spec.helper'
+local ipc = H.ipc
+
+local dir = ipc.dir()
+local function path(name) return dir .. '/ipcs.' .. name end
+local function exists(name) return H.read_file(path(name)) ~= nil end
+
+describe('named objects', function()
+  it('assert = "create" / "exists"', function()
+    local n = H.name()
+    assert.has_error(function() ipc.mutex(n, { assert = 'exists' }) end)
+    local m <close> = ipc.mutex(n, { assert = 'create', cleanup = true })
+    local ok, err = pcall(ipc.mutex, n, { assert = 'create' })
+    assert.is_false(ok)
+    assert.matches('already exists', err)
+    local again <close> = ipc.mutex(n, { assert = 'exists' })
+    assert.equal(n, again.name)
+    assert.has_error(function() ipc.mutex(n, { assert = 'maybe' }) end)
+    m:remove()
+  end)
+
+  it('opening a name that holds another type names both types', function()
+    local n = H.name()
+    local m <close> = ipc.mutex(n, { cleanup = true })
+    local ok, err = pcall(ipc.semaphore, n)
+    assert.is_false(ok)
+    assert.matches('mutex', err)
+    assert.matches('semaphore', err)
+    m:remove()
+  end)
+
+  it('rejects unknown options and bad option types', function()
+    assert.has_error(function() ipc.mutex(H.name(), { colour = 'red' }) end)
+    assert.has_error(function() ipc.mutex(H.name(), { cleanup = 'yes' }) end)
+    assert.has_error(function() ipc.mutex(H.name(), { mode = '0600' }) end)
+    assert.has_error(function() ipc.mutex(H.name(), { mode = 8 ^ 5 }) end)
+    assert.has_error(function() ipc.shm(H.name(), { size = -1 }) end)
+    assert.has_error(function() ipc.shm(H.name()) end) -- size required on create
+  end)
+
+  it('is owner-only by default and honours mode', function()
+    local a <close> = ipc.mutex(H.name(), { cleanup = true })
+    local b <close> = ipc.mutex(H.name(), { cleanup = true, mode = 416 }) -- 0640
+    local function mode(name)
+      local _, out = H.sh('stat -c %a ' .. H.quote(path(name)))
+      return out:match('%d+')
+    end
+    assert.equal('600', mode(a.name))
+    assert.equal('640', mode(b.name))
+    a:remove() b:remove()
+  end)
+
+  it('remove: true then false; ipc.remove(name) likewise', function()
+    local m <close> = ipc.mutex(H.name())
+    assert.is_true(exists(m.name))
+    assert.is_true(m:remove())
+    assert.is_false(m:remove())
+    assert.is_false(exists(m.name))
+    local s <close> = ipc.semaphore(H.name())
+    assert.is_true(ipc.remove(s.name))
+    assert.is_false(ipc.remove(s.name))
+  end)
+
+  it('close is idempotent; a closed handle errors; tostring and ipc.type', function()
+    local m = ipc.mutex(H.name(), { cleanup = true })
+    assert.equal(('mutex "%s"'):format(m.name), tostring(m))
+    assert.equal('mutex', ipc.type(m))
+    assert.is_nil(ipc.type({}))
+    assert.is_nil(ipc.type('mutex'))
+    assert.is_nil(ipc.type(io.stdout))
+    m:remove()
+    m:close()
+    m:close()
+    assert.equal('closed mutex', ipc.type(m))
+    local ok, err = pcall(m.lock, m)
+    assert.is_false(ok)
+    assert.matches('closed mutex', err)
+  end)
+
+  it('info and ipc.list', function()
+    local m <close> = ipc.mutex(H.name(), { cleanup = true })
+    local s <close> = ipc.semaphore(H.name(), { value = 4, cleanup = true })
+    local i = m:info()
+    assert.equal('mutex', i.type)
+    assert.equal(m.name, i.name)
+    assert.equal('free', i.state)
+    assert.equal(ipc.pid(), i.creator_pid)
+    local found = {}
+    for _, e in ipairs(ipc.list()) do found[e.name] = e end
+    assert.equal('mutex', found[m.name].type)
+    assert.equal(4, found[s.name].value)
+    m:remove() s:remove()
+  end)
+
+  it('persists without cleanup, across processes', function()
+    local n = H.name()
+    assert.equal(0, (H.run([[ ipc.semaphore((select(2, ...)), { value = 5 }) ]], n)))
+    local s <close> = ipc.semaphore(n, { assert = 'exists' })
+    assert.equal(5, s:value())
+    s:remove()
+  end)
+
+  local function cleanup_case(code, sig)
+    local n = H.name()
+    local c = H.spawn([[
+      local m = ipc.mutex((select(2, ...)), { cleanup = true })
+      ready()
+      wait_go()
+    ]] .. code, n)
+    assert.truthy(c:wait_ready())
+    assert.is_true(exists(n))
+    c:go()
+    if sig then
+      H.sleep(50)
+      c:kill(sig)
+    end
+    local st = c:wait()
+    assert.truthy(H.wait_until(function() return not exists(n) end, 3000),
+      'object left behind (' .. tostring(code) .. ')')
+    return st
+  end
+
+  it('cleanup = true removes the object at normal exit', function()
+    assert.equal(0, cleanup_case(''))
+  end)
+  it('cleanup = true removes the object on a Lua error exit', function()
+    assert.equal(1, cleanup_case('error("boom")'))
+  end)
+  it('cleanup = true removes the object on os.exit', function()
+    assert.equal(3, cleanup_case('os.exit(3)'))
+  end)
+  it('cleanup = true removes the object on SIGTERM (still dies by it)', function()
+    assert.equal(128 + 15, cleanup_case('ipc.sleep(10000)', 'TERM'))
+  end)
+  it('cleanup = true removes the object on SIGHUP', function()
+    assert.equal(128 + 1, cleanup_case('while true do end', 'HUP'))
+  end)
+  it('cleanup = true removes the object on SIGINT while blocked', function()
+    local st = cleanup_case('ipc.semaphore(ipc.uid(), { cleanup = true }):wait()', 'INT')
+    assert.is_true(st ~= 0)
+  end)
+
+  it('a forked child never removes its parent\'s cleanup objects', function()
+    if not ipc.fork then pending('ipc.fork not built') return end
+    local m <close> = ipc.mutex(H.name(), { cleanup = true })
+    assert.equal(0, ipc.fork(function() end):wait())
+    assert.equal(0, ipc.fork(function() os.exit(0) end):wait())
+    assert.is_true(exists(m.name))
+    m:remove()
+  end)
+
+  it('loading the module twice is safe', function()
+    local st, out, err = H.run([[
+      package.loaded.interprocess = nil
+      local a = require 'interprocess'
+      package.loaded.interprocess = nil
+      local b = require 'interprocess'
+      local m = a.mutex(a.uid(), { cleanup = true })
+      local m2 = b.mutex(m.name)
+      assert(m:lock(0))
+      assert(m2:held() == 'exclusive')
+      io.write('ok')
+    ]])
+    assert.equal(0, st, err)
+    assert.equal('ok', out)
+  end)
+end)
+
+describe('corrupt segments', function()
+  local function corrupt(fn)
+    local n = H.name()
+    local m = ipc.mutex(n)
+    m:close()
+    local f = assert(io.open(path(n), 'r+b'))
+    fn(f)
+    f:close()
+    local ok, err = pcall(ipc.mutex, n)
+    ipc.remove(n)
+    assert.is_false(ok, 'opened a corrupt segment')
+    return err
+  end
+
+  it('a truncated segment gives a clear error', function()
+    local n = H.name()
+    ipc.mutex(n):close()
+    H.sh('truncate -s 100 ' .. H.quote(path(n)))
+    local ok, err = pcall(ipc.mutex, n)
+    assert.is_false(ok)
+    assert.matches('truncated', err)
+    H.sh('truncate -s 4096 ' .. H.quote(path(n)))
+    ok, err = pcall(ipc.mutex, n)
+    assert.is_false(ok)
+    assert.matches('corrupt', err)
+    ipc.remove(n)
+  end)
+
+  it('overwritten magic: not an ipcsh object', function()
+    local err = corrupt(function(f) f:write('GARBAGE!') end)
+    assert.matches('not an ipcsh object', err)
+  end)
+
+  it('absurd sizes in the header: corrupt', function()
+    local err = corrupt(function(f) f:seek('set', 24) f:write(('\255'):rep(8)) end)
+    assert.matches('corrupt', err)
+    err = corrupt(function(f) f:seek('set', 32) f:write(('\127'):rep(48)) end)
+    assert.matches('corrupt', err)
+  end)
+
+  it('a foreign file under our prefix is listed as invalid, not a crash', function()
+    local n = H.name()
+    H.write_file(path(n), 'hello world')
+    local seen
+    for _, e in ipairs(ipc.list()) do if e.name == n then seen = e end end
+    assert.equal('invalid', seen.type)
+    assert.matches('truncated', seen.error)
+    assert.has_error(function() ipc.semaphore(n) end)
+    assert.is_true(ipc.remove(n))
+  end)
+
+  it('a symlink in place of an object is refused', function()
+    local n = H.name()
+    H.sh(('ln -s /etc/passwd %s'):format(H.quote(path(n))))
+    local ok, err = pcall(ipc.mutex, n)
+    assert.is_false(ok)
+    assert.matches('link', err)
+    os.remove(path(n))
+  end)
+end)

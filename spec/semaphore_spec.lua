@@ -1,0 +1,183 @@
+local H = require 'spec.helper'
+local ipc = H.ipc
+
+describe('semaphore', function()
+  local function new(opts)
+    opts = opts or {}
+    opts.cleanup = true
+    return ipc.semaphore(H.name('S'), opts)
+  end
+
+  it('follows the R package sequence', function()
+    local s <close> = new({ value = 2 })
+    assert.is_true(s:post())
+    assert.is_true(s:wait())
+    assert.is_true(s:wait(100))
+    assert.is_true(s:wait(0))
+    assert.is_false(s:wait(0))
+    local t0 = ipc.clock()
+    assert.is_false(s:wait(10))
+    assert.is_true(ipc.clock() - t0 >= 10)
+    s:remove()
+  end)
+
+  it('tracks its value and defaults to 0', function()
+    local s <close> = new()
+    assert.equal(0, s:value())
+    s:post(5)
+    assert.equal(5, s:value())
+    s:wait()
+    assert.equal(4, s:value())
+    assert.equal(4, s:info().value)
+    s:remove()
+  end)
+
+  it('an existing semaphore keeps its value', function()
+    local s <close> = new({ value = 3 })
+    local again <close> = ipc.semaphore(s.name, { value = 7 })
+    assert.equal(3, again:value())
+    s:remove()
+  end)
+
+  it('rejects bad input', function()
+    local s <close> = new({ value = 1, max = 2 })
+    assert.is_true(s:post())
+    assert.has_error(function() s:post() end)
+    assert.equal(2, s:value())
+    assert.has_error(function() s:post(0) end)
+    assert.has_error(function() s:post(1.5) end)
+    assert.has_error(function() s:wait(-5) end)
+    assert.has_error(function() new({ value = 3, max = 2 }) end)
+    assert.has_error(function() new({ value = -1 }) end)
+    assert.has_error(function() new({ valeu = 1 }) end)
+    s:remove()
+  end)
+
+  it('wait(200) on zero returns false after 200 ms (and < 700 ms)', function()
+    local s <close> = new()
+    local t0 = ipc.clock()
+    assert.is_false(s:wait(200))
+    local dt = ipc.clock() - t0
+    assert.is_true(dt >= 200 and dt < 700, 'took ' .. dt)
+    s:remove()
+  end)
+
+  it('wakes a waiter in another process, and post(n) wakes n', function()
+    local s <close> = new()
+    local done <close> = new()
+    local kids = {}
+    for i = 1, 3 do
+      kids[i] = H.spawn([[
+        local s = ipc.semaphore((select(2, ...)))
+        local d = ipc.semaphore((select(3, ...)))
+        ready()
+        if s:wait(10000) then d:post() end
+      ]], s.name, done.name)
+    end
+    for i = 1, 3 do assert.truthy(kids[i]:wait_ready()) end
+    assert.truthy(H.wait_until(function() return s:info().waiters == 3 end, 5000))
+    s:post(2)
+    assert.truthy(H.wait_until(function() return done:value() == 2 end, 5000))
+    H.sleep(50)
+    assert.equal(2, done:value())
+    s:post()
+    for i = 1, 3 do assert.equal(0, kids[i]:wait()) end
+    assert.equal(3, done:value())
+    s:remove()
+    done:remove()
+  end)
+
+  it('with: 4 processes x 1000 guarded increments = 4000', function()
+    local s <close> = new({ value = 1 })
+    local shm <close> = ipc.shm(H.name('C'), { size = 8, cleanup = true })
+    local kids = {}
+    for i = 1, 4 do
+      kids[i] = H.spawn([[
+        local s = ipc.semaphore((select(2, ...)))
+        local m = ipc.shm((select(3, ...)))
+        for i = 1, 1000 do
+          assert(s:with(function()
+            local v = m:unpack('<i8', 0)
+            m:pack(0, '<i8', v + 1)
+          end))
+        end
+      ]], s.name, shm.name)
+    end
+    for i = 1, 4 do assert.equal(0, kids[i]:wait()) end
+    assert.equal(4000, shm:unpack('<i8', 0))
+    assert.equal(1, s:value())
+    local ok = pcall(s.with, s, function() error('x') end)
+    assert.is_false(ok)
+    assert.equal(1, s:value())
+    s:remove()
+  end)
+
+  it('undo: permits of a worker killed with kill -9 come back', function()
+    local s <close> = new({ value = 3, undo = true })
+    local c = H.spawn([[
+      local s = ipc.semaphore((select(2, ...)))
+      assert(s:wait(0)) assert(s:wait(0))
+      ready()
+      ipc.sleep(10000)
+    ]], s.name)
+    assert.truthy(c:wait_ready())
+    assert.equal(1, s:value())
+    c:kill(9)
+    c:wait()
+    assert.truthy(H.wait_until(function() return s:value() == 3 end, 2000))
+    assert.equal(3, s:value())
+    s:remove()
+  end)
+
+  it('undo: a waiter blocked on zero gets a dead holder\'s permit', function()
+    local s <close> = new({ value = 1, undo = true })
+    local c = H.spawn([[
+      local s = ipc.semaphore((select(2, ...)))
+      assert(s:wait(0))
+      ready()
+      ipc.sleep(10000)
+    ]], s.name)
+    assert.truthy(c:wait_ready())
+    local w = H.spawn([[
+      local s = ipc.semaphore((select(2, ...)))
+      ready()
+      io.write(tostring(s:wait(5000)))
+    ]], s.name)
+    assert.truthy(w:wait_ready())
+    H.sleep(50)
+    c:kill(9)
+    c:wait()
+    assert.equal(0, w:wait())
+    assert.equal('true', w.out)
+    s:remove()
+  end)
+
+  it('undo: posting back releases the record; a clean exit keeps nothing', function()
+    local s <close> = new({ value = 2, undo = true })
+    local st = H.run([[
+      local s = ipc.semaphore((select(2, ...)))
+      assert(s:wait(0)) s:post()
+      assert(s:wait(0))  -- keeps one, then exits normally
+    ]], s.name)
+    assert.equal(0, st)
+    assert.equal(2, s:value())
+    s:remove()
+  end)
+
+  it('a waiter killed while waiting leaves no trace', function()
+    local s <close> = new()
+    local c = H.spawn([[
+      local s = ipc.semaphore((select(2, ...)))
+      ready()
+      s:wait()
+    ]], s.name)
+    assert.truthy(c:wait_ready())
+    assert.truthy(H.wait_until(function() return s:info().waiters == 1 end, 5000))
+    c:kill(9)
+    c:wait()
+    assert.truthy(H.wait_until(function() return s:info().waiters == 0 end, 5000))
+    s:post()
+    assert.equal(1, s:value())
+    s:remove()
+  end)
+end)

@@ -1,0 +1,261 @@
+#include "mutex.h"
+
+#include "signals.h"
+#include "slots.h"
+#include "wait.h"
+
+#include <string.h>
+
+static ipc_mutex_body *body_of(ipc_segment *seg) { return seg->body; }
+
+static ipc_mutex_local *local_of(ipc_segment *seg)
+{
+	ipc_mutex_local *l = seg->local;
+	if (l->pid != ipc_self_pid()) { /* fresh, or inherited across fork */
+		l->pid = ipc_self_pid();
+		l->mode = IPC_HELD_NONE;
+	}
+	return l;
+}
+
+static int mutex_layout(const uint64_t *params, uint64_t *body_size, ipc_error *err)
+{
+	(void)params, (void)err;
+	*body_size = IPC_ALIGN_UP(sizeof(ipc_mutex_body), 64);
+	return IPC_OK;
+}
+
+static int mutex_init(void *body, const uint64_t *params, ipc_error *err)
+{
+	ipc_mutex_body *b = body;
+	(void)params;
+	if (ipc_rlock_init(&b->w, err) || ipc_rlock_init(&b->i, err))
+		return IPC_ERR;
+	return IPC_OK;
+}
+
+/* --- bookkeeping under `i` ------------------------------------------- */
+
+static void reap_readers(ipc_mutex_body *b)
+{
+	ipc_slot_reap(b->reader, sizeof(ipc_token), IPC_MUTEX_READERS, NULL, NULL);
+	uint32_t n = ipc_slot_count(b->reader, sizeof(ipc_token), IPC_MUTEX_READERS);
+	b->readers = n;
+	if (n == 0) {
+		__atomic_add_fetch(&b->rseq, 1, __ATOMIC_SEQ_CST);
+		ipc_wake_word(&b->rseq, -1);
+	}
+}
+
+static void reap_waiters(ipc_mutex_body *b)
+{
+	ipc_slot_reap(b->waiter, sizeof(ipc_token), IPC_MUTEX_WAITERS, NULL, NULL);
+	b->waiters = ipc_slot_count(b->waiter, sizeof(ipc_token), IPC_MUTEX_WAITERS);
+}
+
+/* Lock `i`.  Its critical sections only ever change one slot and then the
+ * count derived from the slots, so a holder that died inside is repaired
+ * by recounting (dead processes' slots are dropped on the way). */
+static int lock_i(ipc_mutex_body *b, ipc_error *err)
+{
+	int died;
+	ipc_deadline never = ipc_deadline_never();
+	int r = ipc_rlock_lock(&b->i, &never, IPC_UNINTERRUPTIBLE, &died, err);
+	if (r != IPC_OK)
+		return r;
+	if (died) {
+		reap_readers(b);
+		reap_waiters(b);
+		ipc_rlock_consistent(&b->i);
+	}
+	return IPC_OK;
+}
+
+/* `w` changed hands after its holder died: forget that holder. */
+static void repair_w(ipc_mutex_body *b)
+{
+	b->owner = 0;
+	b->drain_waiter = 0;
+	ipc_rlock_consistent(&b->w);
+}
+
+static void set_waiting(ipc_mutex_body *b, int on)
+{
+	ipc_error ignored;
+	if (lock_i(b, &ignored) != IPC_OK)
+		return;
+	ipc_token me = ipc_self_token();
+	if (on) {
+		if (ipc_slot_claim(b->waiter, sizeof(ipc_token), IPC_MUTEX_WAITERS, me) >= 0)
+			b->waiters++;
+	} else {
+		int k = ipc_slot_find(b->waiter, sizeof(ipc_token), IPC_MUTEX_WAITERS, me);
+		if (k >= 0) {
+			__atomic_store_n(&b->waiter[k], 0, __ATOMIC_RELEASE);
+			b->waiters--;
+		}
+	}
+	ipc_rlock_unlock(&b->i);
+}
+
+/* Holding `w`: wait until no reader is left (dead ones are reaped). */
+static int drain_readers(ipc_mutex_body *b, const ipc_deadline *dl, unsigned sigsnap,
+                         ipc_error *err)
+{
+	for (int round = 0;; round++) {
+		int r = lock_i(b, err);
+		if (r != IPC_OK)
+			return r;
+		if (b->readers && round > 0)
+			reap_readers(b);
+		uint32_t n = b->readers, seq = b->rseq;
+		b->drain_waiter = n ? ipc_self_token() : 0;
+		ipc_rlock_unlock(&b->i);
+		if (!n)
+			return IPC_OK;
+		if (round == 0 && ipc_spin_word(&b->rseq, seq))
+			continue;
+		r = ipc_wait_word(&b->rseq, seq, dl, IPC_SLICE_NS, sigsnap);
+		if (r == IPC_TIMEOUT && round == 0) {
+			/* a timeout of 0: still give dead readers their due */
+			continue;
+		}
+		if (r != IPC_OK) {
+			b->drain_waiter = 0;
+			return r;
+		}
+	}
+}
+
+static int take_w(ipc_mutex_body *b, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err)
+{
+	int died = 0;
+	int r = ipc_rlock_trylock(&b->w, &died, err);
+	if (r == IPC_TIMEOUT && ipc_deadline_left(dl) > 0) {
+		set_waiting(b, 1);
+		r = ipc_rlock_lock(&b->w, dl, sigsnap, &died, err);
+		set_waiting(b, 0);
+	}
+	if (r == IPC_OK && died)
+		repair_w(b);
+	return r;
+}
+
+int ipc_mutex_lock(ipc_segment *seg, int shared, const ipc_deadline *dl, unsigned sigsnap,
+                   ipc_error *err)
+{
+	ipc_mutex_body *b = body_of(seg);
+	ipc_mutex_local *l = local_of(seg);
+	if (l->mode != IPC_HELD_NONE)
+		return ipc_fail(err, 0, "already locked by this process (%s)",
+		                l->mode == IPC_HELD_SHARED ? "shared" : "exclusive");
+	int r = take_w(b, dl, sigsnap, err);
+	if (r != IPC_OK)
+		return r;
+	if (!shared) {
+		__atomic_store_n(&b->owner, ipc_self_token(), __ATOMIC_RELAXED);
+		if (__atomic_load_n(&b->readers, __ATOMIC_SEQ_CST) != 0) {
+			int waiting = ipc_deadline_left(dl) > 0;
+			if (waiting)
+				set_waiting(b, 1);
+			r = drain_readers(b, dl, sigsnap, err);
+			if (waiting)
+				set_waiting(b, 0);
+			if (r != IPC_OK) {
+				b->owner = 0;
+				ipc_rlock_unlock(&b->w);
+				return r;
+			}
+		}
+		l->mode = IPC_HELD_EXCLUSIVE;
+		return IPC_OK;
+	}
+	r = lock_i(b, err);
+	if (r != IPC_OK) {
+		ipc_rlock_unlock(&b->w);
+		return r;
+	}
+	ipc_token me = ipc_self_token();
+	int k = ipc_slot_claim(b->reader, sizeof(ipc_token), IPC_MUTEX_READERS, me);
+	if (k < 0) {
+		reap_readers(b);
+		k = ipc_slot_claim(b->reader, sizeof(ipc_token), IPC_MUTEX_READERS, me);
+	}
+	if (k >= 0)
+		b->readers++;
+	ipc_rlock_unlock(&b->i);
+	ipc_rlock_unlock(&b->w);
+	if (k < 0)
+		return ipc_fail(err, 0, "too many shared holders (at most %d processes)",
+		                IPC_MUTEX_READERS);
+	l->mode = IPC_HELD_SHARED;
+	return IPC_OK;
+}
+
+int ipc_mutex_unlock(ipc_segment *seg, ipc_error *err)
+{
+	ipc_mutex_body *b = body_of(seg);
+	ipc_mutex_local *l = local_of(seg);
+	if (l->mode == IPC_HELD_EXCLUSIVE) {
+		l->mode = IPC_HELD_NONE;
+		b->owner = 0;
+		b->drain_waiter = 0;
+		ipc_rlock_unlock(&b->w);
+		return IPC_OK;
+	}
+	if (l->mode != IPC_HELD_SHARED)
+		return IPC_TIMEOUT;
+	l->mode = IPC_HELD_NONE;
+	/* Never interrupted: the release must happen. */
+	int r = lock_i(b, err);
+	if (r != IPC_OK)
+		return r;
+	int k = ipc_slot_find(b->reader, sizeof(ipc_token), IPC_MUTEX_READERS, ipc_self_token());
+	if (k >= 0) {
+		__atomic_store_n(&b->reader[k], 0, __ATOMIC_RELEASE);
+		if (b->readers)
+			b->readers--;
+		if (b->readers == 0 && b->drain_waiter) {
+			__atomic_add_fetch(&b->rseq, 1, __ATOMIC_SEQ_CST);
+			ipc_wake_word(&b->rseq, -1);
+		}
+	}
+	ipc_rlock_unlock(&b->i);
+	return IPC_OK;
+}
+
+int ipc_mutex_held(ipc_segment *seg) { return local_of(seg)->mode; }
+
+int ipc_mutex_state_get(ipc_segment *seg, ipc_mutex_state *st, ipc_error *err)
+{
+	ipc_mutex_body *b = body_of(seg);
+	memset(st, 0, sizeof *st);
+	int r = lock_i(b, err);
+	if (r != IPC_OK)
+		return r;
+	reap_readers(b);
+	reap_waiters(b);
+	ipc_token owner = __atomic_load_n(&b->owner, __ATOMIC_RELAXED);
+	if (owner && ipc_token_alive(owner)) {
+		st->state = IPC_HELD_EXCLUSIVE;
+		st->holders[st->nholders++] = IPC_TOKEN_PID(owner);
+	} else if (b->readers) {
+		st->state = IPC_HELD_SHARED;
+		for (uint32_t k = 0; k < IPC_MUTEX_READERS; k++)
+			if (b->reader[k])
+				st->holders[st->nholders++] = IPC_TOKEN_PID(b->reader[k]);
+	}
+	st->waiters = b->waiters;
+	ipc_rlock_unlock(&b->i);
+	return IPC_OK;
+}
+
+static void mutex_release(ipc_segment *seg)
+{
+	ipc_error ignored;
+	if (local_of(seg)->mode != IPC_HELD_NONE)
+		ipc_mutex_unlock(seg, &ignored);
+}
+
+const ipc_type_ops ipc_mutex_ops = {IPC_T_MUTEX,  "mutex",      sizeof(ipc_mutex_local),
+                                    mutex_layout, mutex_init, mutex_release};
