@@ -106,8 +106,8 @@ static int bar_lock_always(bar_body *b, ipc_error *err)
 	ipc_deadline never = ipc_deadline_never();
 	int r;
 	do
-		r = bar_lock(b, &never, ipc_signal_count(), err);
-	while (r == IPC_INTERRUPTED || r == IPC_TIMEOUT);
+		r = bar_lock(b, &never, IPC_UNINTERRUPTIBLE, err);
+	while (r == IPC_TIMEOUT); /* cannot happen without a deadline */
 	return r;
 }
 

@@ -115,8 +115,8 @@ static int ev_lock_always(ev_body *b, ipc_error *err)
 	ipc_deadline never = ipc_deadline_never();
 	int r;
 	do
-		r = ev_lock(b, &never, ipc_signal_count(), err);
-	while (r == IPC_INTERRUPTED || r == IPC_TIMEOUT);
+		r = ev_lock(b, &never, IPC_UNINTERRUPTIBLE, err);
+	while (r == IPC_TIMEOUT); /* cannot happen without a deadline */
 	return r;
 }
 
