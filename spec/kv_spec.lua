@@ -470,7 +470,7 @@ describe('kv', function()
     -- scribble over the index and the chunks (not over the lock)
     local st, _, err = H.run([[
       local name, dir = select(2, ...)
-      local f = assert(io.open(dir .. '/ipcsh.' .. name, 'r+b'))
+      local f = assert(io.open(dir .. '/ipcs.' .. name, 'r+b'))
       local size = f:seek('end')
       math.randomseed(7)
       for round = 1, 3 do

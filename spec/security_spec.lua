@@ -31,7 +31,8 @@ describe('security', function()
   before_each(function()
     if not is_root then return end
     ensure_users()
-    dir = H.tmpname('sec')
+    -- directly under /dev/shm: the suite's own IPCSH_DIR is private (0700)
+    dir = '/dev/shm/ipcsh-sec-' .. ipc.uid()
     H.sh(('mkdir -p %s && chmod 1777 %s'):format(H.quote(dir), H.quote(dir)))
   end)
   after_each(function()
@@ -65,7 +66,7 @@ describe('security', function()
       'ipc.queue("shared", { mode = 432 }):send("hello")') -- 0660
     assert.equal(0, code, err)
     local out
-    code, out, err = as_user('ipcshb', 'ipcshshare', dir, 'io.write(ipc.queue("shared"):receive(0))')
+    code, out, err = as_user('ipcshb', 'ipcshshare', dir, 'io.write((ipc.queue("shared"):receive(0)))')
     assert.equal(0, code, err)
     assert.equal('hello', out)
     code, out, err = as_user('ipcshc', 'ipcshc', dir, 'ipc.queue("shared")')
@@ -85,7 +86,7 @@ describe('security', function()
 
   it('a full file system fails cleanly with the OS reason and leaves nothing', function()
     if not is_root then pending('needs root') return end
-    local mnt = H.tmpname('mnt')
+    local mnt = '/tmp/ipcsh-mnt-' .. ipc.uid()
     H.sh('mkdir -p ' .. H.quote(mnt))
     local code = H.sh(('mount -t tmpfs -o size=1m tmpfs %s'):format(H.quote(mnt)))
     if code ~= 0 then pending('cannot mount a tmpfs here') return end
