@@ -11,7 +11,9 @@ end
 local function interp_env()
   local env = { PATH = os.getenv('PATH') }
   if not H.under_ipcsh then env.LUA_CPATH = os.getenv('IPCSH_SO_DIR') .. '/?.so;;' end
-  if os.getenv('IPCSH_DIR') then env.IPCSH_DIR = os.getenv('IPCSH_DIR') end
+  for _, k in ipairs({ 'IPCSH_DIR', 'LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS' }) do
+    env[k] = os.getenv(k)
+  end
   return env
 end
 

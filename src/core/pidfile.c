@@ -22,6 +22,15 @@ static ipc_pidfile *registry;
 static int *abandoned;
 static size_t nabandoned, cap_abandoned;
 
+/* At exit or when the module is unloaded.  The abandoned fds stay open (and
+ * locked) until the process ends; only the list of them goes. */
+__attribute__((destructor)) static void abandoned_free(void)
+{
+	free(abandoned);
+	abandoned = NULL;
+	nabandoned = cap_abandoned = 0;
+}
+
 /* In the child after fork (single-threaded there): no lock taken. */
 static void pidfile_atfork_child(void)
 {

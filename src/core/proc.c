@@ -24,6 +24,14 @@ static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t *pending;
 static size_t npending, cap_pending;
 
+/* At exit or when the module is unloaded: the list goes with it. */
+__attribute__((destructor)) static void pending_free(void)
+{
+	free(pending);
+	pending = NULL;
+	npending = cap_pending = 0;
+}
+
 static void proc_atfork_child(void)
 {
 	npending = 0; /* our parent's children are not ours */
