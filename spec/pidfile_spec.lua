@@ -281,6 +281,32 @@ describe('pidfile', function()
     assert.is_false(ok)
   end)
 
+  it('a classic whole-file fcntl lock of another program excludes us', function()
+    if H.sh('command -v python3') ~= 0 then return pending('needs python3') end
+    local path = pidpath()
+    H.write_file(path, '')
+    local c = H.spawn([[
+      local dir, path = ...
+      os.execute(("python3 -c 'import fcntl,sys,time\n" ..
+        "f=open(sys.argv[1],\"r+\"); fcntl.lockf(f, fcntl.LOCK_EX)\n" ..
+        "open(sys.argv[2],\"w\").write(\"1\"); time.sleep(60)' %s %s"):format(path, dir .. '/ready'))
+    ]], path)
+    assert.truthy(c:wait_ready())
+    local p = ipc.pidfile(path)
+    local ok, pid = p:create()
+    assert.is_false(ok)
+    -- the file is empty: the pid is the one fcntl(F_GETLK) reports
+    assert.is_number(pid)
+    assert.equal(pid, p:read())
+    assert.equal('python3', (H.read_file('/proc/' .. pid .. '/comm') or ''):match('%S+'))
+    H.sh('kill ' .. pid)
+    assert.truthy(H.wait_until(function() return p:read() == nil end, 10000))
+    assert.is_true(p:create())
+    assert.is_true(p:remove())
+    c:kill(9)
+    c:wait()
+  end)
+
   it('a file that was removed behind the owner\'s back is no longer owned', function()
     local path = pidpath()
     local p = ipc.pidfile(path)
