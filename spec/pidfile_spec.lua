@@ -159,6 +159,34 @@ describe('pidfile', function()
     H.sh('kill -9 ' .. grandchild)
   end)
 
+  it('an owner SIGKILLed at random instants of create/remove never wedges the file', function()
+    local path = pidpath()
+    local p = ipc.pidfile(path)
+    math.randomseed(os.time())
+    for round = 1, 8 do
+      local c = H.spawn([[
+        local p = ipc.pidfile(select(2, ...))
+        ready()
+        while true do
+          if p:create() then p:remove() end
+        end
+      ]], path)
+      assert.truthy(c:wait_ready())
+      -- meanwhile, reads from here see either nobody or that child
+      local deadline = ipc.clock() + math.random(5, 60)
+      while ipc.clock() < deadline do
+        local pid = p:read()
+        assert.truthy(pid == nil or pid == c.pid, 'round ' .. round .. ': read ' .. tostring(pid))
+      end
+      c:kill(9)
+      assert.equal(137, c:wait())
+      assert.is_nil(p:read())
+      assert.is_true(p:create(), 'round ' .. round)
+      assert.equal(ipc.pid() .. '\n', H.read_file(path))
+      assert.is_true(p:remove())
+    end
+  end)
+
   it('exactly one of several racing processes wins', function()
     local path = pidpath()
     local go = H.tmpname('go')
