@@ -16,6 +16,22 @@ local function dead_pid()
   return h.pid
 end
 
+
+-- Kill background children still running when the test ends (fails):
+-- only while a child's status file is absent, so a recycled pid is never
+-- hit.  (busted keeps one finally per test: one function for all of them.)
+local guarded = {}
+local function kill_guarded()
+  for _, c in ipairs(guarded) do
+    if not H.read_file(c.dir .. '/status') then c:kill(9) end
+  end
+  guarded = {}
+end
+local function guard(c)
+  guarded[#guarded + 1] = c
+  finally(kill_guarded)
+end
+
 describe('pidfile', function()
   it('create -> true; read is our pid; is_owner; the file holds the pid', function()
     local path = pidpath()
@@ -75,6 +91,7 @@ describe('pidfile', function()
       ready()
       ipc.sleep(60000)
     ]], path)
+    guard(c)
     assert.truthy(c:wait_ready())
     local p = ipc.pidfile(path)
     assert.equal(c.pid, p:read())
@@ -144,6 +161,7 @@ describe('pidfile', function()
       ready()
       ipc.sleep(60000)
     ]], path)
+    guard(c)
     assert.truthy(c:wait_ready())
     local grandchild = tonumber(H.read_file(c.dir .. '/grandchild'))
     local p = ipc.pidfile(path)
@@ -171,6 +189,7 @@ describe('pidfile', function()
           if p:create() then p:remove() end
         end
       ]], path)
+      guard(c)
       assert.truthy(c:wait_ready())
       -- meanwhile, reads from here see either nobody or that child
       local deadline = ipc.clock() + math.random(5, 60)
@@ -204,6 +223,7 @@ describe('pidfile', function()
           ready('done')
           ipc.sleep(ok and 60000 or 0)
         ]], path, go)
+        guard(kids[i])
       end
       for i = 1, 4 do assert.truthy(kids[i]:wait_ready()) end
       H.write_file(go, 'go')
@@ -251,6 +271,7 @@ describe('pidfile', function()
       ready()
       while not io.open(dir .. '/go') do ipc.sleep(2) end
     ]], path)
+    guard(c)
     assert.truthy(c:wait_ready())
     local ok, pid = ipc.pidfile(path):create()
     assert.is_false(ok)
@@ -315,10 +336,11 @@ describe('pidfile', function()
     H.write_file(path, '')
     local c = H.spawn([[
       local dir, path = ...
-      os.execute(("python3 -c 'import fcntl,sys,time\n" ..
+      os.execute(("env -u LD_PRELOAD python3 -c 'import fcntl,sys,time\n" ..
         "f=open(sys.argv[1],\"r+\"); fcntl.lockf(f, fcntl.LOCK_EX)\n" ..
         "open(sys.argv[2],\"w\").write(\"1\"); time.sleep(60)' %s %s"):format(path, dir .. '/ready'))
     ]], path)
+    guard(c)
     assert.truthy(c:wait_ready())
     local p = ipc.pidfile(path)
     local ok, pid = p:create()

@@ -17,6 +17,22 @@ local function interp_env()
   return env
 end
 
+
+-- Kill background children still running when the test ends (fails):
+-- only while a child's status file is absent, so a recycled pid is never
+-- hit.  (busted keeps one finally per test: one function for all of them.)
+local guarded = {}
+local function kill_guarded()
+  for _, c in ipairs(guarded) do
+    if not H.read_file(c.dir .. '/status') then c:kill(9) end
+  end
+  guarded = {}
+end
+local function guard(c)
+  guarded[#guarded + 1] = c
+  finally(kill_guarded)
+end
+
 describe('ipc.pid, ipc.clock, ipc.sleep', function()
   it('pid is this process; a forked child has its own', function()
     local self = tonumber(io.open('/proc/self/stat'):read('l'):match('^(%d+)'))
@@ -121,6 +137,7 @@ describe('ipc.fork', function()
       ready()
       while not io.open(dir .. '/go') do ipc.sleep(2) end
     ]], name)
+    guard(c)
     assert.truthy(c:wait_ready())
     assert.equal('0 0 4 1 15\n', H.read_file(c.dir .. '/out'))
     local s = ipc.shm(name, { assert = 'exists' })
@@ -250,6 +267,7 @@ describe('ipc.fork', function()
       h:kill(9)
       os.exit(ok and 0 or 3)
     ]])
+    guard(c)
     assert.truthy(c:wait_ready())
     local grandchild = tonumber(H.read_file(c.dir .. '/grandchild'))
     H.sleep(50)
