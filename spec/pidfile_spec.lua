@@ -16,6 +16,22 @@ local function dead_pid()
   return h.pid
 end
 
+
+-- Kill background children still running when the test ends (fails):
+-- only while a child's status file is absent, so a recycled pid is never
+-- hit.  (busted keeps one finally per test: one function for all of them.)
+local guarded = {}
+local function kill_guarded()
+  for _, c in ipairs(guarded) do
+    if not H.read_file(c.dir .. '/status') then c:kill(9) end
+  end
+  guarded = {}
+end
+local function guard(c)
+  guarded[#guarded + 1] = c
+  finally(kill_guarded)
+end
+
 describe('pidfile', function()
   it('create -> true; read is our pid; is_owner; the file holds the pid', function()
     local path = pidpath()
@@ -75,6 +91,7 @@ describe('pidfile', function()
       ready()
       ipc.sleep(60000)
     ]], path)
+    guard(c)
     assert.truthy(c:wait_ready())
     local p = ipc.pidfile(path)
     assert.equal(c.pid, p:read())
@@ -144,6 +161,7 @@ describe('pidfile', function()
       ready()
       ipc.sleep(60000)
     ]], path)
+    guard(c)
     assert.truthy(c:wait_ready())
     local grandchild = tonumber(H.read_file(c.dir .. '/grandchild'))
     local p = ipc.pidfile(path)
@@ -157,6 +175,35 @@ describe('pidfile', function()
     assert.is_true(p:create())
     assert.is_true(p:remove())
     H.sh('kill -9 ' .. grandchild)
+  end)
+
+  it('an owner SIGKILLed at random instants of create/remove never wedges the file', function()
+    local path = pidpath()
+    local p = ipc.pidfile(path)
+    math.randomseed(os.time())
+    for round = 1, 8 do
+      local c = H.spawn([[
+        local p = ipc.pidfile(select(2, ...))
+        ready()
+        while true do
+          if p:create() then p:remove() end
+        end
+      ]], path)
+      guard(c)
+      assert.truthy(c:wait_ready())
+      -- meanwhile, reads from here see either nobody or that child
+      local deadline = ipc.clock() + math.random(5, 60)
+      while ipc.clock() < deadline do
+        local pid = p:read()
+        assert.truthy(pid == nil or pid == c.pid, 'round ' .. round .. ': read ' .. tostring(pid))
+      end
+      c:kill(9)
+      assert.equal(137, c:wait())
+      assert.is_nil(p:read())
+      assert.is_true(p:create(), 'round ' .. round)
+      assert.equal(ipc.pid() .. '\n', H.read_file(path))
+      assert.is_true(p:remove())
+    end
   end)
 
   it('exactly one of several racing processes wins', function()
@@ -176,6 +223,7 @@ describe('pidfile', function()
           ready('done')
           ipc.sleep(ok and 60000 or 0)
         ]], path, go)
+        guard(kids[i])
       end
       for i = 1, 4 do assert.truthy(kids[i]:wait_ready()) end
       H.write_file(go, 'go')
@@ -223,6 +271,7 @@ describe('pidfile', function()
       ready()
       while not io.open(dir .. '/go') do ipc.sleep(2) end
     ]], path)
+    guard(c)
     assert.truthy(c:wait_ready())
     local ok, pid = ipc.pidfile(path):create()
     assert.is_false(ok)
@@ -279,6 +328,33 @@ describe('pidfile', function()
     p = ipc.pidfile('/tmp')
     ok, err = pcall(p.create, p)
     assert.is_false(ok)
+  end)
+
+  it('a classic whole-file fcntl lock of another program excludes us', function()
+    if H.sh('command -v python3') ~= 0 then return pending('needs python3') end
+    local path = pidpath()
+    H.write_file(path, '')
+    local c = H.spawn([[
+      local dir, path = ...
+      os.execute(("env -u LD_PRELOAD python3 -c 'import fcntl,sys,time\n" ..
+        "f=open(sys.argv[1],\"r+\"); fcntl.lockf(f, fcntl.LOCK_EX)\n" ..
+        "open(sys.argv[2],\"w\").write(\"1\"); time.sleep(60)' %s %s"):format(path, dir .. '/ready'))
+    ]], path)
+    guard(c)
+    assert.truthy(c:wait_ready())
+    local p = ipc.pidfile(path)
+    local ok, pid = p:create()
+    assert.is_false(ok)
+    -- the file is empty: the pid is the one fcntl(F_GETLK) reports
+    assert.is_number(pid)
+    assert.equal(pid, p:read())
+    assert.equal('python3', (H.read_file('/proc/' .. pid .. '/comm') or ''):match('%S+'))
+    H.sh('kill ' .. pid)
+    assert.truthy(H.wait_until(function() return p:read() == nil end, 10000))
+    assert.is_true(p:create())
+    assert.is_true(p:remove())
+    c:kill(9)
+    c:wait()
   end)
 
   it('a file that was removed behind the owner\'s back is no longer owned', function()

@@ -11,8 +11,26 @@ end
 local function interp_env()
   local env = { PATH = os.getenv('PATH') }
   if not H.under_ipcsh then env.LUA_CPATH = os.getenv('IPCSH_SO_DIR') .. '/?.so;;' end
-  if os.getenv('IPCSH_DIR') then env.IPCSH_DIR = os.getenv('IPCSH_DIR') end
+  for _, k in ipairs({ 'IPCSH_DIR', 'LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS' }) do
+    env[k] = os.getenv(k)
+  end
   return env
+end
+
+
+-- Kill background children still running when the test ends (fails):
+-- only while a child's status file is absent, so a recycled pid is never
+-- hit.  (busted keeps one finally per test: one function for all of them.)
+local guarded = {}
+local function kill_guarded()
+  for _, c in ipairs(guarded) do
+    if not H.read_file(c.dir .. '/status') then c:kill(9) end
+  end
+  guarded = {}
+end
+local function guard(c)
+  guarded[#guarded + 1] = c
+  finally(kill_guarded)
 end
 
 describe('ipc.pid, ipc.clock, ipc.sleep', function()
@@ -119,6 +137,7 @@ describe('ipc.fork', function()
       ready()
       while not io.open(dir .. '/go') do ipc.sleep(2) end
     ]], name)
+    guard(c)
     assert.truthy(c:wait_ready())
     assert.equal('0 0 4 1 15\n', H.read_file(c.dir .. '/out'))
     local s = ipc.shm(name, { assert = 'exists' })
@@ -193,6 +212,23 @@ describe('ipc.fork', function()
     assert.has_error(function() h.wait({}) end)
   end)
 
+  it('works from a coroutine; a handle is only usable by its parent', function()
+    local co = coroutine.wrap(function()
+      local h = ipc.fork(function(x) os.exit(x) end, 6)
+      coroutine.yield(h)
+    end)
+    local h = co()
+    assert.equal(6, h:wait(10000))
+    local sleeper = ipc.fork(function() ipc.sleep(30000) end)
+    local g = ipc.fork(function()
+      local ok, err = pcall(sleeper.wait, sleeper, 0)
+      os.exit((not ok and err:match('not a child')) and 0 or 1)
+    end)
+    assert.equal(0, g:wait(10000))
+    assert.is_true(sleeper:kill('KILL'))
+    assert.equal(9, select(3, sleeper:wait(10000)))
+  end)
+
   it('wait reaps the zombie', function()
     local h = ipc.fork(function() end)
     assert.truthy(H.wait_until(function() return proc_state(h.pid) == 'Z' end, 10000))
@@ -231,6 +267,7 @@ describe('ipc.fork', function()
       h:kill(9)
       os.exit(ok and 0 or 3)
     ]])
+    guard(c)
     assert.truthy(c:wait_ready())
     local grandchild = tonumber(H.read_file(c.dir .. '/grandchild'))
     H.sleep(50)
@@ -311,19 +348,22 @@ describe('ipc.spawn', function()
   end)
 
   it('a failed spawn leaves no zombie behind', function()
+    -- our zombie children, from /proc/PID/task/PID/children (no ps: it is
+    -- not safe under the sanitizer's LD_PRELOAD)
+    local me = ipc.pid()
     local function children()
+      local list = H.read_file(('/proc/%d/task/%d/children'):format(me, me))
+      if not list then return nil end
       local n = 0
-      local me = ipc.pid()
-      local p = io.popen('ps -o ppid= -o stat= -e')
-      for line in p:lines() do
-        local ppid, stat = line:match('^%s*(%d+)%s+(%S+)')
-        if tonumber(ppid) == me and stat:sub(1, 1) == 'Z' then n = n + 1 end
+      for pid in list:gmatch('%d+') do
+        if proc_state(pid) == 'Z' then n = n + 1 end
       end
-      p:close()
       return n
     end
     local before = children()
+    if not before then return pending('no /proc/PID/task/PID/children here') end
     for _ = 1, 5 do pcall(ipc.spawn, { 'no-such-program-ipcsh' }) end
+    for _ = 1, 5 do pcall(ipc.spawn, { 'true' }, { cwd = '/nonexistent' }) end
     assert.equal(before, children())
   end)
 

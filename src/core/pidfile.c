@@ -22,6 +22,15 @@ static ipc_pidfile *registry;
 static int *abandoned;
 static size_t nabandoned, cap_abandoned;
 
+/* At exit or when the module is unloaded.  The abandoned fds stay open (and
+ * locked) until the process ends; only the list of them goes. */
+__attribute__((destructor)) static void abandoned_free(void)
+{
+	free(abandoned);
+	abandoned = NULL;
+	nabandoned = cap_abandoned = 0;
+}
+
 /* In the child after fork (single-threaded there): no lock taken. */
 static void pidfile_atfork_child(void)
 {
@@ -153,10 +162,10 @@ static void nap_us(long us)
 	nanosleep(&ts, NULL);
 }
 
-/* The owner of the file open on fd, which someone has locked: wait (up to
+/* The owner of the file open on fd: if someone holds the lock, wait (up to
  * ~2 s) until its pid is published, then read it.  Returns the pid, 0 if
- * the lock went away meanwhile (the caller retries), -1 if the holder is
- * not one of us and gives no pid. */
+ * nobody holds the lock (any more), -1 if the holder is not one of us and
+ * gives no pid, -2 if the lock cannot be tested (errno). */
 static int32_t locked_owner(int fd)
 {
 	int64_t until = ipc_now_ns() + 2000000000LL;
@@ -165,7 +174,7 @@ static int32_t locked_owner(int fd)
 		pid_t lpid = 0;
 		int own = probe(fd, 0, &lpid);
 		if (own <= 0)
-			return own < 0 ? -1 : 0;
+			return own < 0 ? -2 : 0;
 		int pub = probe(fd, 1, NULL);
 		if (pub > 0 || ipc_now_ns() > until) {
 			char buf[64];
@@ -288,30 +297,19 @@ int ipc_pidfile_read(ipc_pidfile *p, int32_t *owner, ipc_error *err)
 		*owner = ipc_self_pid();
 		return IPC_OK;
 	}
-	for (int attempt = 0; attempt < 1000; attempt++) {
-		int fd = open(p->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-		if (fd < 0) {
-			if (errno == ENOENT)
-				return IPC_OK;
-			return ipc_fail_os(err, errno, "pidfile '%s'", p->path);
-		}
-		int held = probe(fd, 0, NULL);
-		if (held < 0) {
-			int e = errno;
-			close(fd);
-			return ipc_fail_os(err, e, "pidfile '%s': cannot test the lock", p->path);
-		}
-		if (!held) {
-			close(fd);
-			return IPC_OK; /* stale or never owned */
-		}
-		int32_t pid = locked_owner(fd);
-		close(fd);
-		if (pid == 0)
-			continue;
-		*owner = pid > 0 ? pid : 0;
-		return IPC_OK;
+	int fd = open(p->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return IPC_OK;
+		return ipc_fail_os(err, errno, "pidfile '%s'", p->path);
 	}
+	/* 0: nobody holds the lock (stale or never owned) */
+	int32_t pid = locked_owner(fd);
+	int e = errno;
+	close(fd);
+	if (pid == -2)
+		return ipc_fail_os(err, e, "pidfile '%s': cannot test the lock", p->path);
+	*owner = pid > 0 ? pid : 0;
 	return IPC_OK;
 }
 

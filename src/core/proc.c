@@ -24,6 +24,14 @@ static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t *pending;
 static size_t npending, cap_pending;
 
+/* At exit or when the module is unloaded: the list goes with it. */
+__attribute__((destructor)) static void pending_free(void)
+{
+	free(pending);
+	pending = NULL;
+	npending = cap_pending = 0;
+}
+
 static void proc_atfork_child(void)
 {
 	npending = 0; /* our parent's children are not ours */
@@ -126,7 +134,7 @@ int ipc_child_wait(ipc_child *c, const ipc_deadline *dl, unsigned sigsnap, ipc_e
 		int64_t left = ipc_deadline_left(dl);
 		if (left <= 0)
 			return IPC_TIMEOUT;
-		if (ipc_signal_count() != sigsnap)
+		if (ipc_signal_since(sigsnap))
 			return IPC_INTERRUPTED;
 		/* A signal landing between the check above and the sleep is seen
 		 * after at most one slice. */
@@ -134,7 +142,11 @@ int ipc_child_wait(ipc_child *c, const ipc_deadline *dl, unsigned sigsnap, ipc_e
 		if (c->pidfd >= 0) {
 			struct pollfd pfd = {c->pidfd, POLLIN, 0};
 			int ms = (int)((slice + 999999) / 1000000);
-			if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+			ipc_wait_enter();
+			int pr = poll(&pfd, 1, ms);
+			int e = errno;
+			ipc_wait_leave();
+			if (pr < 0 && e != EINTR)
 				close_pidfd(c); /* fall back to polling */
 		} else {
 			if (slice > pause)
@@ -142,7 +154,9 @@ int ipc_child_wait(ipc_child *c, const ipc_deadline *dl, unsigned sigsnap, ipc_e
 			if (pause < 10000000)
 				pause *= 2;
 			struct timespec ts = {0, (long)slice};
+			ipc_wait_enter();
 			nanosleep(&ts, NULL);
+			ipc_wait_leave();
 		}
 	}
 }
