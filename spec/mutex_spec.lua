@@ -119,7 +119,9 @@ describe('mutex', function()
       for i = 1, 1000 do
         if locked then m:lock() end
         local v = s:unpack('<i8', 0)
-        for k = 1, 50 do end
+        -- now and then, sleep between read and write: without the lock
+        -- another process is sure to update in between
+        if i % 50 == 0 then ipc.sleep(1) end
         s:pack(0, '<i8', v + d)
         if locked then m:unlock() end
       end
