@@ -63,7 +63,7 @@ IPCSH_DIR=$(mktemp -d /dev/shm/ipcsh-bench.XXXXXX) || exit 2
 export IPCSH_DIR
 trap 'rm -rf "$IPCSH_DIR"' EXIT
 trap 'exit 130' INT TERM HUP
-export IPCBENCH_LUA="$top/ipcsh" IPCBENCH_BIN="$top/$B" IPCBENCH_RESULTS="$top/bench/results"
+export IPCBENCH_LUA="${IPCBENCH_LUA:-$top/ipcsh}" IPCBENCH_BIN="$top/$B" IPCBENCH_RESULTS="${IPCBENCH_RESULTS:-$top/bench/results}" IPCBENCH_IPCSH="$top/ipcsh"
 export IPCBENCH_PYTHON="$(command -v python3 || true)"
 export LUA_CPATH="$top/$B/?.so;$top/?.so;;"
 DRIVER_LUA=$(command -v lua5.4 || echo "$top/ipcsh")

@@ -207,7 +207,7 @@ elseif mode == "queue_thru" then
 		qu.name, size, np, nc, total)
 	local last = 0
 	for i = np + 1, np + nc do
-		last = math.max(last, assert(field(out[i], "finish"), "no finish time from consumer"))
+		last = math.max(last, (assert(field(out[i], "finish"), "no finish time from consumer")))
 	end
 	print(string.format("rate %.0f", total / ((last - start) / 1e3)))
 	qu:remove()
