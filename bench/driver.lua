@@ -18,8 +18,8 @@ local ONLY = os.getenv("IPCBENCH_ONLY") -- a Lua pattern on workload ids (for de
 -- Sizes.  Full must stay under ~5 minutes on 2 cores; the slow baselines get
 -- fewer messages/rounds (their rate is still per message).
 local P = QUICK and {
-	reps = 3, dur = 40, cdur = 100, qmsgs = 100000, qmsgs_mid = 30000, qmsgs_slow = 5000,
-	nm_msgs = 16000, rounds = 2000, rounds_slow = 400, spawns = 20, list_dur = 100,
+	reps = 3, dur = 40, cdur = 80, qmsgs = 100000, qmsgs_mid = 30000, qmsgs_slow = 4000,
+	nm_msgs = 8000, rounds = 1000, rounds_slow = 300, spawns = 15, list_dur = 50,
 } or {
 	reps = 5, dur = 120, cdur = 250, qmsgs = 1000000, qmsgs_mid = 200000, qmsgs_slow = 20000,
 	nm_msgs = 80000, rounds = 10000, rounds_slow = 2000, spawns = 60, list_dur = 300,
