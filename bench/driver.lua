@@ -245,6 +245,7 @@ local t_start = os.time()
 io.stderr:write(string.format("bench: %s run, %d repetitions, %d workloads\n", MODE, P.reps, #W))
 for wi, w in ipairs(W) do
 	io.stderr:write(string.format("[%d/%d] %s: %s ", wi, #W, w.id, w.title))
+	local w_start = os.time()
 	for _, ct in ipairs(w) do
 		ct.samples, ct.notes, ct.pcts = {}, {}, {}
 		for _, m in ipairs(metrics_of(w)) do ct.samples[m] = {} end
@@ -272,7 +273,7 @@ for wi, w in ipairs(W) do
 			end
 		end
 	end
-	io.stderr:write("\n")
+	io.stderr:write(string.format(" %ds\n", os.time() - w_start))
 	for _, ct in ipairs(w) do
 		ct.stats = {}
 		for _, m in ipairs(metrics_of(w)) do
