@@ -571,12 +571,24 @@ local head = 'set terminal pngcairo noenhanced size 1200,560 font ",10"\nset key
 do -- throughput vs processes
 	local a = plot_cmd(series(function(w) return w.plot == "contend" end, function(w) return w.procs end, "rate"),
 		"contend", "linespoints")
-	local b = plot_cmd(series(function(w) return w.plot == "nm" end, function(w) return w.procs end, "rate"),
-		"nm", "linespoints")
+	-- N -> N at N = 2, 4, 8, plus the 1 -> 1 16 B figures of the same implementations.
+	local nm_ids = {}
+	for _, w in ipairs(W) do
+		if w.plot == "nm" then for _, ct in ipairs(w) do nm_ids[ct.id] = true end end
+	end
+	local nm = series(function(w) return w.plot == "nm" or w.id == "queue_1to1_16" end,
+		function(w) return w.procs or 1 end, "rate")
+	for _, sr in ipairs(nm) do
+		table.sort(sr.pts, function(x, y) return x[1] < y[1] end)
+	end
+	local kept = {}
+	for _, sr in ipairs(nm) do if nm_ids[sr.id] then kept[#kept + 1] = sr end end
+	local b = plot_cmd(kept, "nm", "linespoints")
 	if a or b then
 		render("throughput_vs_processes", head .. string.format('set output "%s/throughput_vs_processes.png"\n', RESULTS)
 			.. "set multiplot layout 1,2\nset logscale y\nset xlabel \"processes\"\nset xtics (2,4,8)\n"
 			.. 'set title "contended lock: lock+unlock pairs/s"\nset ylabel "pairs/s"\n' .. (a or "") .. "\n"
+			.. 'set xlabel "producers = consumers"\nset xtics (1,2,4,8)\n'
 			.. 'set title "queue N -> N, 16 B: msgs/s"\nset ylabel "msgs/s"\n' .. (b or "") .. "\nunset multiplot\n")
 	end
 end
