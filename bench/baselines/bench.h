@@ -65,7 +65,7 @@ static inline void *shared_alloc(size_t size)
 			n_ += (chunk);                                                             \
 			t_ = now_ms();                                                             \
 		} while (t_ - t0_ < (dur_ms));                                                     \
-		printf("ns %.2f\n", (t_ - t0_) * 1e6 / (double)n_);                               \
+		printf("ns %.2f\n", (t_ - t0_) * 1e6 / (double)n_);                                \
 	} while (0)
 
 /* Rendezvous and results of forked workers. */
@@ -77,7 +77,10 @@ typedef struct {
 	double finish_ms[64];
 } team;
 
-static inline team *team_new(void) { return (team *)shared_alloc(sizeof(team)); }
+static inline team *team_new(void)
+{
+	return (team *)shared_alloc(sizeof(team));
+}
 
 /* Child side: announce, then wait for the common start time. */
 static inline double team_arrive(team *t)

@@ -40,7 +40,10 @@ static void cleanup()
 	bi::message_queue::remove(n_qb.c_str());
 }
 
-static void qsend(bi::message_queue &q, const char *buf) { q.send(buf, msgsize, 0); }
+static void qsend(bi::message_queue &q, const char *buf)
+{
+	q.send(buf, msgsize, 0);
+}
 
 static void qrecv(bi::message_queue &q, char *buf)
 {
@@ -98,10 +101,12 @@ static int run(char **argv)
 		bi::named_sharable_mutex m(bi::create_only, n_mutex.c_str());
 		bool sh = mode == "shared_pair";
 		if (perop && sh)
-			TIMED_NS(dur, 100, bi::named_sharable_mutex m1(bi::open_only, n_mutex.c_str());
+			TIMED_NS(dur, 100,
+			         bi::named_sharable_mutex m1(bi::open_only, n_mutex.c_str());
 			         m1.lock_sharable(); m1.unlock_sharable());
 		else if (perop)
-			TIMED_NS(dur, 100, bi::named_sharable_mutex m1(bi::open_only, n_mutex.c_str());
+			TIMED_NS(dur, 100,
+			         bi::named_sharable_mutex m1(bi::open_only, n_mutex.c_str());
 			         m1.lock(); m1.unlock());
 		else if (sh)
 			TIMED_NS(dur, 1000, m.lock_sharable(); m.unlock_sharable());
@@ -112,8 +117,8 @@ static int run(char **argv)
 		dur = atof(argv[3]);
 		bi::named_semaphore s(bi::create_only, n_sem.c_str(), 0);
 		if (perop)
-			TIMED_NS(dur, 100, bi::named_semaphore s1(bi::open_only, n_sem.c_str()); s1.post();
-			         s1.wait());
+			TIMED_NS(dur, 100, bi::named_semaphore s1(bi::open_only, n_sem.c_str());
+			         s1.post(); s1.wait());
 		else
 			TIMED_NS(dur, 1000, s.post(); s.wait());
 	} else if (mode == "queue_pair") {

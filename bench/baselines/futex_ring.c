@@ -29,9 +29,15 @@ static void fwait(_Atomic uint32_t *w, uint32_t v)
 	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, v, NULL, NULL, 0);
 }
 
-static void fwake(_Atomic uint32_t *w) { syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0); }
+static void fwake(_Atomic uint32_t *w)
+{
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
 
-static char *slot(uint32_t i) { return r->slots + (size_t)(i % CAP) * (msgsize + 8); }
+static char *slot(uint32_t i)
+{
+	return r->slots + (size_t)(i % CAP) * (msgsize + 8);
+}
 
 static void send_msg(uint32_t h, const char *buf)
 {

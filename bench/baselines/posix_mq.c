@@ -93,7 +93,8 @@ int main(int argc, char **argv)
 			rc = 1;
 		else
 			printf("rate %.0f\n",
-			       (double)total / ((team_last_finish(t, nprod, ncons) - t->start_ms) / 1e3));
+			       (double)total /
+			           ((team_last_finish(t, nprod, ncons) - t->start_ms) / 1e3));
 	} else if (!strcmp(mode, "pingpong")) {
 		long rounds = atol(argv[3]), warm = rounds / 10 + 10;
 		mqd_t a = open_q(0, 1), b = open_q(1, 1);
