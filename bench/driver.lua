@@ -16,13 +16,17 @@ local TMP = os.getenv("IPCSH_DIR") or "/tmp"
 local ONLY = os.getenv("IPCBENCH_ONLY") -- a Lua pattern on workload ids (for debugging)
 
 -- Sizes.  Full must stay under ~5 minutes on 2 cores; the slow baselines get
--- fewer messages/rounds (their rate is still per message).
+-- fewer messages/rounds (their rate is still per message).  A throughput run
+-- that took longer than `budget` seconds has its message count cut for the
+-- following repetitions (never below min_msgs), with a note.
 local P = QUICK and {
 	reps = 3, dur = 40, cdur = 80, qmsgs = 100000, qmsgs_mid = 30000, qmsgs_slow = 4000,
 	nm_msgs = 8000, rounds = 1000, rounds_slow = 300, spawns = 15, list_dur = 50,
+	budget = 0.7, min_msgs = 2000,
 } or {
 	reps = 5, dur = 120, cdur = 250, qmsgs = 1000000, qmsgs_mid = 200000, qmsgs_slow = 20000,
 	nm_msgs = 80000, rounds = 10000, rounds_slow = 2000, spawns = 60, list_dur = 300,
+	budget = 2.0, min_msgs = 8000,
 }
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -68,6 +72,12 @@ local function workload(w)
 	return w
 end
 local function c(id, label, cmd, why) return { id = id, label = label, cmd = cmd, why = why } end
+-- A throughput contender whose command holds "{N}", the message count.
+local function cn(n, id, label, cmd, why)
+	local ct = c(id, label, cmd, why)
+	ct.count = n
+	return ct
+end
 
 local G1 = "1 uncontended, one process, from Lua (per pair)"
 local G2 = "2 contended lock (pairs/s, all processes)"
@@ -138,23 +148,23 @@ end
 
 for _, size in ipairs { 16, 256, 1024 } do
 	local pyq, pywhy = nil, "16-character strings only"
-	if size == 16 then pyq, pywhy = PY("queue_thru 1 1", P.qmsgs_slow) end
+	if size == 16 then pyq, pywhy = PY("queue_thru 1 1 {N}") end
 	workload { id = "queue_1to1_" .. size, group = G3, title = "1 -> 1, " .. size .. " B", unit = "/s",
 		size = size, plot = "size",
-		c("ipcsh", "ipcsh queue", OURS("queue_thru", size, 1, 1, P.qmsgs)),
-		c("futex_ring", "C futex SPSC ring", C("futex_ring", "thru", size, P.qmsgs)),
-		c("posix_mq", "POSIX mq", C("posix_mq", "thru", size, 1, 1, P.qmsgs_mid)),
-		c("py_queue", "Python mp.Queue", pyq, pywhy),
-		c("boost_once", "Boost message_queue (open once)", BOOST("queue_thru once", size, 1, 1, P.qmsgs_mid)),
-		c("boost_perop", "Boost message_queue (open per op)", BOOST("queue_thru perop", size, 1, 1, P.qmsgs_slow)),
+		cn(P.qmsgs, "ipcsh", "ipcsh queue", OURS("queue_thru", size, 1, 1, "{N}")),
+		cn(P.qmsgs, "futex_ring", "C futex SPSC ring", C("futex_ring", "thru", size, "{N}")),
+		cn(P.qmsgs_mid, "posix_mq", "POSIX mq", C("posix_mq", "thru", size, 1, 1, "{N}")),
+		cn(P.qmsgs_slow, "py_queue", "Python mp.Queue", pyq, pywhy),
+		cn(P.qmsgs_mid, "boost_once", "Boost message_queue (open once)", BOOST("queue_thru once", size, 1, 1, "{N}")),
+		cn(P.qmsgs_slow, "boost_perop", "Boost message_queue (open per op)", BOOST("queue_thru perop", size, 1, 1, "{N}")),
 	}
 end
 for _, n in ipairs { 2, 4, 8 } do
 	workload { id = "queue_nm_" .. n, group = G3, title = n .. " -> " .. n .. ", 16 B", unit = "/s",
 		procs = n, plot = "nm",
-		c("ipcsh", "ipcsh queue", OURS("queue_thru", 16, n, n, P.nm_msgs)),
-		c("posix_mq", "POSIX mq", C("posix_mq", "thru", 16, n, n, P.nm_msgs)),
-		c("boost_once", "Boost message_queue", BOOST("queue_thru once", 16, n, n, P.nm_msgs)),
+		cn(P.nm_msgs, "ipcsh", "ipcsh queue", OURS("queue_thru", 16, n, n, "{N}")),
+		cn(P.nm_msgs, "posix_mq", "POSIX mq", C("posix_mq", "thru", 16, n, n, "{N}")),
+		cn(P.nm_msgs, "boost_once", "Boost message_queue", BOOST("queue_thru once", 16, n, n, "{N}")),
 	}
 end
 
@@ -254,7 +264,9 @@ for wi, w in ipairs(W) do
 	for _ = 1, P.reps do
 		for _, ct in ipairs(w) do
 			if not ct.skip and not ct.fail then
-				local r = run_one(ct.cmd)
+				local cmd = ct.cmd
+				if ct.count then cmd = cmd:gsub("{N}", tostring(ct.count)) end
+				local r = run_one(cmd)
 				if r.skip then
 					ct.skip = r.skip
 				elseif r.fail then
@@ -268,6 +280,18 @@ for wi, w in ipairs(W) do
 						table.insert(ct.pcts[p], x)
 					end
 					for _, n in ipairs(r.notes) do ct.notes[n] = true end
+					if ct.count then
+						ct.counts = ct.counts or {}
+						table.insert(ct.counts, ct.count)
+						local secs = r.rate and r.rate > 0 and ct.count / r.rate or 0
+						if secs > P.budget then
+							local n = math.max(P.min_msgs, math.floor(ct.count * P.budget / secs / 8) * 8)
+							if n < ct.count then
+								ct.count = n
+								ct.notes["slow: later repetitions send " .. n .. " messages"] = true
+							end
+						end
+					end
 				end
 				io.stderr:write(".")
 			end
@@ -467,7 +491,7 @@ for _, w in ipairs(W) do
 		results = {} }
 	for _, ct in ipairs(w) do
 		local jr = { id = ct.id, label = ct.label, ours = ct == w[1], command = ct.cmd,
-			skipped = ct.skip or ct.fail }
+			skipped = ct.skip or ct.fail, messages = ct.counts }
 		for _, m in ipairs(metrics_of(w)) do
 			if ct.stats[m] then
 				jr[m] = { median = ct.stats[m].median, min = ct.stats[m].min, max = ct.stats[m].max,
