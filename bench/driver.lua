@@ -22,11 +22,11 @@ local ONLY = os.getenv("IPCBENCH_ONLY") -- a Lua pattern on workload ids (for de
 local P = QUICK and {
 	reps = 3, dur = 40, cdur = 80, qmsgs = 100000, qmsgs_mid = 30000, qmsgs_slow = 4000,
 	nm_msgs = 8000, rounds = 1000, rounds_slow = 300, spawns = 15, list_dur = 50,
-	budget = 0.7, min_msgs = 2000,
+	budget = 0.7, min_msgs = 2000, min_rounds = 300,
 } or {
 	reps = 5, dur = 120, cdur = 250, qmsgs = 1000000, qmsgs_mid = 200000, qmsgs_slow = 20000,
 	nm_msgs = 80000, rounds = 10000, rounds_slow = 2000, spawns = 60, list_dur = 300,
-	budget = 2.0, min_msgs = 8000,
+	budget = 2.0, min_msgs = 8000, min_rounds = 1000,
 }
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -169,16 +169,16 @@ for _, n in ipairs { 2, 4, 8 } do
 end
 
 workload { id = "pingpong_sem", group = G4, title = "through two semaphores", unit = "ns", latency = true,
-	c("ipcsh", "ipcsh semaphore", OURS("sem_pingpong", P.rounds)),
-	c("c_sem", "C sem_t", C("c_pshared", "sem_pingpong", P.rounds)),
-	c("py_sem", "Python mp.Semaphore", PY("sem_pingpong", P.rounds_slow)),
-	c("boost_once", "Boost named_semaphore", BOOST("sem_pingpong", P.rounds // 2)),
+	cn(P.rounds, "ipcsh", "ipcsh semaphore", OURS("sem_pingpong", "{N}")),
+	cn(P.rounds, "c_sem", "C sem_t", C("c_pshared", "sem_pingpong", "{N}")),
+	cn(P.rounds_slow, "py_sem", "Python mp.Semaphore", PY("sem_pingpong", "{N}")),
+	cn(P.rounds // 2, "boost_once", "Boost named_semaphore", BOOST("sem_pingpong", "{N}")),
 }
 workload { id = "pingpong_queue", group = G4, title = "through two queues, 16 B", unit = "ns", latency = true,
-	c("ipcsh", "ipcsh queue", OURS("queue_pingpong", 16, P.rounds)),
-	c("posix_mq", "POSIX mq", C("posix_mq", "pingpong", 16, P.rounds)),
-	c("py_queue", "Python mp.Queue", PY("queue_pingpong", P.rounds_slow)),
-	c("boost_once", "Boost message_queue", BOOST("queue_pingpong", 16, P.rounds // 2)),
+	cn(P.rounds, "ipcsh", "ipcsh queue", OURS("queue_pingpong", 16, "{N}")),
+	cn(P.rounds, "posix_mq", "POSIX mq", C("posix_mq", "pingpong", 16, "{N}")),
+	cn(P.rounds_slow, "py_queue", "Python mp.Queue", PY("queue_pingpong", "{N}")),
+	cn(P.rounds // 2, "boost_once", "Boost message_queue", BOOST("queue_pingpong", 16, "{N}")),
 }
 
 workload { id = "startup", group = G5, title = "start-up, empty script", unit = "ns",
@@ -283,12 +283,16 @@ for wi, w in ipairs(W) do
 					if ct.count then
 						ct.counts = ct.counts or {}
 						table.insert(ct.counts, ct.count)
-						local secs = r.rate and r.rate > 0 and ct.count / r.rate or 0
+						-- Duration estimate: messages / rate, or rounds x median round trip.
+						local secs = r.rate and r.rate > 0 and ct.count / r.rate
+							or r.p50 and ct.count * r.p50 / 1e9 or 0
+						local floor = w.latency and P.min_rounds or P.min_msgs
 						if secs > P.budget then
-							local n = math.max(P.min_msgs, math.floor(ct.count * P.budget / secs / 8) * 8)
+							local n = math.max(floor, math.floor(ct.count * P.budget / secs / 8) * 8)
 							if n < ct.count then
 								ct.count = n
-								ct.notes["slow: later repetitions send " .. n .. " messages"] = true
+								ct.notes["slow: later repetitions use " .. n
+									.. (w.latency and " round trips" or " messages")] = true
 							end
 						end
 					end
@@ -491,7 +495,7 @@ for _, w in ipairs(W) do
 		results = {} }
 	for _, ct in ipairs(w) do
 		local jr = { id = ct.id, label = ct.label, ours = ct == w[1], command = ct.cmd,
-			skipped = ct.skip or ct.fail, messages = ct.counts }
+			skipped = ct.skip or ct.fail, count = ct.counts }
 		for _, m in ipairs(metrics_of(w)) do
 			if ct.stats[m] then
 				jr[m] = { median = ct.stats[m].median, min = ct.stats[m].min, max = ct.stats[m].max,
