@@ -22,11 +22,11 @@ local ONLY = os.getenv("IPCBENCH_ONLY") -- a Lua pattern on workload ids (for de
 local P = QUICK and {
 	reps = 3, dur = 40, cdur = 80, qmsgs = 100000, qmsgs_mid = 30000, qmsgs_slow = 4000,
 	nm_msgs = 8000, rounds = 1000, rounds_slow = 300, spawns = 15, list_dur = 50,
-	budget = 0.7, min_msgs = 2000, min_rounds = 300,
+	budget = 0.4, min_msgs = 2000, min_rounds = 300,
 } or {
 	reps = 5, dur = 120, cdur = 250, qmsgs = 1000000, qmsgs_mid = 200000, qmsgs_slow = 20000,
 	nm_msgs = 80000, rounds = 10000, rounds_slow = 2000, spawns = 60, list_dur = 300,
-	budget = 2.0, min_msgs = 8000, min_rounds = 1000,
+	budget = 0.8, min_msgs = 8000, min_rounds = 1000,
 }
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
