@@ -219,11 +219,24 @@ local function median(t)
 	return (s[n // 2] + s[n // 2 + 1]) / 2
 end
 
+-- Wall clock in seconds: ipc.clock from interprocess.so when it loads (it
+-- is built by `make`), else whole seconds.
+local wall
+do
+	local ok, m = pcall(require, "interprocess")
+	if ok and type(m) == "table" and m.clock then
+		wall = function() return m.clock() / 1e3 end
+	else
+		wall = os.time
+	end
+end
+
 local function run_one(cmd)
+	local t0 = wall()
 	local f = io.popen("timeout 300 " .. cmd .. " 2>&1; echo \"exit $?\"", "r")
 	local out = f:read("a")
 	f:close()
-	local r = { pct = {}, notes = {} }
+	local r = { pct = {}, notes = {}, secs = wall() - t0 }
 	for line in out:gmatch("[^\n]+") do
 		local k, v = line:match("^(%S+) (.*)$")
 		if k == "skip" then
@@ -283,9 +296,7 @@ for wi, w in ipairs(W) do
 					if ct.count then
 						ct.counts = ct.counts or {}
 						table.insert(ct.counts, ct.count)
-						-- Duration estimate: messages / rate, or rounds x median round trip.
-						local secs = r.rate and r.rate > 0 and ct.count / r.rate
-							or r.p50 and ct.count * r.p50 / 1e9 or 0
+						local secs = r.secs
 						local floor = w.latency and P.min_rounds or P.min_msgs
 						if secs > P.budget then
 							local n = math.max(floor, math.floor(ct.count * P.budget / secs / 8) * 8)
