@@ -585,6 +585,18 @@ local function series(filter, xof, m)
 	return list
 end
 
+-- One colour per implementation across all the plots.
+local PALETTE = { "#9400d3", "#009e73", "#56b4e9", "#e69f00", "#f0e442", "#0072b2", "#e51e10",
+	"#000000", "#a0a0a0", "#8b4513" }
+local colour_of, ncolours = {}, 0
+local function colour(id)
+	if not colour_of[id] then
+		ncolours = ncolours + 1
+		colour_of[id] = PALETTE[(ncolours - 1) % #PALETTE + 1]
+	end
+	return colour_of[id]
+end
+
 local function plot_cmd(list, file_prefix, with)
 	local parts = {}
 	for i, s in ipairs(list) do
@@ -592,7 +604,8 @@ local function plot_cmd(list, file_prefix, with)
 		local lines = {}
 		for _, p in ipairs(s.pts) do lines[#lines + 1] = string.format("%s %s", p[1], p[2]) end
 		write(path, table.concat(lines, "\n") .. "\n")
-		parts[#parts + 1] = string.format('"%s" using 1:2 with %s lw 2 title "%s"', path, with, esc(s.label))
+		parts[#parts + 1] = string.format('"%s" using 1:2 with %s lw 2 lc rgb "%s" title "%s"', path, with,
+			colour(s.id or s.label), esc(s.label))
 	end
 	if #parts == 0 then return nil end
 	return "plot " .. table.concat(parts, ", \\\n  ")
@@ -640,7 +653,7 @@ do -- latency distribution
 			if #ct.dist > 0 then
 				local pts = {}
 				for _, d in ipairs(ct.dist) do pts[#pts + 1] = { d[2] / 1e3, d[1] } end
-				list[#list + 1] = { label = ct.label, pts = pts }
+				list[#list + 1] = { id = ct.id, label = ct.label, pts = pts }
 			end
 		end
 		return plot_cmd(list, id, "linespoints")
