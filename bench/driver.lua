@@ -22,11 +22,11 @@ local ONLY = os.getenv("IPCBENCH_ONLY") -- a Lua pattern on workload ids (for de
 local P = QUICK and {
 	reps = 3, dur = 40, cdur = 80, qmsgs = 100000, qmsgs_mid = 30000, qmsgs_slow = 4000,
 	nm_msgs = 8000, rounds = 1000, rounds_slow = 300, spawns = 15, list_dur = 50,
-	budget = 0.4, min_msgs = 2000, min_rounds = 300,
+	budget = 0.4, min_msgs = 1000, min_rounds = 200,
 } or {
 	reps = 5, dur = 120, cdur = 250, qmsgs = 1000000, qmsgs_mid = 200000, qmsgs_slow = 20000,
 	nm_msgs = 80000, rounds = 10000, rounds_slow = 2000, spawns = 60, list_dur = 300,
-	budget = 0.8, min_msgs = 8000, min_rounds = 1000,
+	budget = 0.8, min_msgs = 2000, min_rounds = 500,
 }
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -274,6 +274,32 @@ for wi, w in ipairs(W) do
 		for _, m in ipairs(metrics_of(w)) do ct.samples[m] = {} end
 		if not ct.cmd then ct.skip = ct.why or "not available" end
 	end
+	-- Pilot run (discarded) of each counted contender at a fraction of its
+	-- count: one that would take longer than P.budget gets a smaller count.
+	for _, ct in ipairs(w) do
+		if ct.count and not ct.skip then
+			local floor = w.latency and P.min_rounds or P.min_msgs
+			local div = w.latency and 5 or 20
+			local n0 = math.max(floor, ct.count // div // 8 * 8)
+			if n0 < ct.count then
+				local r = run_one((ct.cmd:gsub("{N}", tostring(n0))))
+				io.stderr:write(",")
+				if r.skip then
+					ct.skip = r.skip
+				elseif r.fail then
+					ct.fail = r.fail
+				else
+					local est = r.rate and r.rate > 0 and ct.count / r.rate or r.secs * ct.count / n0
+					if est > P.budget then
+						local n = math.max(floor, math.floor(ct.count * P.budget / est / 8) * 8)
+						ct.notes[string.format("slow: %d %s per run (the full %d would take %.1f s)", n,
+							w.latency and "round trips" or "messages", ct.count, est)] = true
+						ct.count = n
+					end
+				end
+			end
+		end
+	end
 	for _ = 1, P.reps do
 		for _, ct in ipairs(w) do
 			if not ct.skip and not ct.fail then
@@ -296,16 +322,6 @@ for wi, w in ipairs(W) do
 					if ct.count then
 						ct.counts = ct.counts or {}
 						table.insert(ct.counts, ct.count)
-						local secs = r.secs
-						local floor = w.latency and P.min_rounds or P.min_msgs
-						if secs > P.budget then
-							local n = math.max(floor, math.floor(ct.count * P.budget / secs / 8) * 8)
-							if n < ct.count then
-								ct.count = n
-								ct.notes["slow: later repetitions use " .. n
-									.. (w.latency and " round trips" or " messages")] = true
-							end
-						end
 					end
 				end
 				io.stderr:write(".")
