@@ -57,10 +57,20 @@ int ipc_spin_word(const uint32_t *word, uint32_t expected)
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 2)
 		return 0;
-	for (int i = 0; i < 2000; i++) {
+	/* A time budget, not a count: PAUSE costs from a few to ~140 cycles
+	 * depending on the CPU.  A hand-off from a running peer arrives well
+	 * within it; a peer that is not running is not worth burning more. */
+	int64_t until = 0;
+	for (int i = 0;; i++) {
 		if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != expected)
 			return 1;
 		ipc_cpu_relax();
+		if ((i & 15) == 15) {
+			int64_t now = ipc_now_ns();
+			if (!until)
+				until = now + IPC_SPIN_NS;
+			else if (now >= until)
+				return 0;
+		}
 	}
-	return 0;
 }

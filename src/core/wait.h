@@ -21,7 +21,10 @@ int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *d
 /* Wake up to n sleepers (n < 0: all). */
 void ipc_wake_word(uint32_t *word, int n);
 
-/* Spin briefly (a few microseconds) while *word == expected.  Returns 1 if
+/* How long a waiter spins before it sleeps. */
+#define IPC_SPIN_NS 4000
+
+/* Spin briefly (IPC_SPIN_NS) while *word == expected.  Returns 1 if
  * the word changed.  Does nothing on a single CPU. */
 int ipc_spin_word(const uint32_t *word, uint32_t expected);
 
