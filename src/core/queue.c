@@ -4,7 +4,7 @@
  * section.  The cells are the truth; a cell's state is stored last (release
  * order), so a process killed anywhere inside leaves each cell either in its
  * old state or in its new, complete one.  Whatever it leaves in the derived
- * structures (heap, free stack, counters, sleeper counts) is recomputed from
+ * structures (heap, free ring, counters, sleeper counts) is recomputed from
  * the cells by the next locker (q_rebuild), which the robust lock tells that
  * its previous holder died. */
 #include "queue.h"
