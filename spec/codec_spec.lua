@@ -30,6 +30,14 @@ local function deq(a, b)
   return n == 0
 end
 
+local function has_table_keys(v)
+  if type(v) ~= 'table' then return false end
+  for k, x in pairs(v) do
+    if type(k) == 'table' or has_table_keys(x) then return true end
+  end
+  return false
+end
+
 local function rt(v) return ipc.decode(ipc.encode(v)) end
 
 local function assert_rt(v)
@@ -341,7 +349,7 @@ describe('codec', function()
     it('hostile headers: huge lengths and counts, bad tags, bad varints', function()
       local huge = varint(math.maxinteger)
       assert_bad(MAGIC .. '\x05' .. huge .. 'abc', 'string length %d+ exceeds input at byte 2')
-      assert_bad(MAGIC .. '\x05' .. varint(4) .. 'abc', 'exceeds input')
+      assert_bad(MAGIC .. '\x05' .. varint(100) .. ('a'):rep(99), 'exceeds input')
       assert_bad(MAGIC .. '\x45' .. 'abc', 'truncated input at byte 2')
       assert_bad(MAGIC .. '\x06' .. huge .. '\0', 'table size .* exceeds input')
       assert_bad(MAGIC .. '\x06\0' .. huge, 'table size .* exceeds input')
@@ -381,14 +389,37 @@ describe('codec', function()
       assert_bad(MAGIC .. '\x06\x01\x00\x00', 'nil value in table at byte 5')
       assert_bad(MAGIC .. '\x06\x00\x01\x41k\x00', 'nil value in table at byte 7')
       assert_bad(MAGIC .. '\x06\x00\x02\x41k\x81\x41k\x82', 'duplicate table key at byte 8')
-      -- key 1 in the hash part duplicates array item 1; 1.0 is the same key
-      assert_bad(MAGIC .. '\x06\x01\x01\x81\x81\x82', 'duplicate table key')
-      assert_bad(MAGIC .. '\x06\x01\x01\x81\x04' .. string.pack('<d', 1.0) .. '\x82',
-        'duplicate table key')
-      -- integer-valued float keys become integer keys, like in Lua
-      local t = ipc.decode(MAGIC .. '\x06\x00\x01\x04' .. string.pack('<d', 2.0) .. '\x81')
-      assert.equal(1, t[2])
-      assert.equal('integer', math.type(next(t)))
+      assert_bad(MAGIC .. '\x06\x00\x02\x02\x81\x02\x82', 'duplicate table key')
+      assert_bad(MAGIC .. '\x06\x00\x02\x03\x01\x81\x03\x01\x82', 'duplicate table key')
+      -- key 1 in the hash part would duplicate (or extend) the array part
+      assert_bad(MAGIC .. '\x06\x01\x01\x81\x81\x82', 'integer key 1 belongs in the array part')
+      assert_bad(MAGIC .. '\x06\x01\x01\x81\x82\x82', 'integer key 2 belongs in the array part')
+      -- 1.0, -0.0 would be the integer keys 1 and 0 in Lua: not canonical
+      assert_bad(MAGIC .. '\x06\x00\x01\x04' .. string.pack('<d', 1.0) .. '\x82',
+        'float key with an integer value')
+      assert_bad(MAGIC .. '\x06\x00\x01\x04' .. string.pack('<d', -0.0) .. '\x82',
+        'float key with an integer value')
+      -- but 2^63 is a float key in Lua
+      local t = ipc.decode(MAGIC .. '\x06\x00\x01\x04' .. string.pack('<d', 2.0 ^ 63) .. '\x81')
+      assert.equal(1, t[2.0 ^ 63])
+      assert.equal('float', math.type(next(t)))
+    end)
+
+    it('only the canonical encoding is accepted', function()
+      -- keys sorted: false < true < integers < floats < strings < tables
+      local good = ipc.encode({ [false] = 1, [true] = 2, [-5] = 3, [1.5] = 4, a = 5, [{}] = 6 })
+      assert.equal(MAGIC .. '\x06\x00\x06\x01\x81\x02\x82\x03\x09\x83\x04'
+        .. string.pack('<d', 1.5) .. '\x84\x41a\x85\x06\x00\x00\x86', good)
+      assert_bad(MAGIC .. '\x06\x00\x02\x41b\x81\x41a\x82', 'table keys out of order at byte 8')
+      assert_bad(MAGIC .. '\x06\x00\x02\x41a\x81\x02\x82', 'out of order')
+      assert_bad(MAGIC .. '\x06\x00\x02\x06\x00\x00\x81\x41a\x82', 'out of order')
+      assert_bad(MAGIC .. '\x06\x00\x02\x42ab\x81\x41a\x82', 'out of order')
+      assert.same({ a = 1, ab = 2 }, ipc.decode(MAGIC .. '\x06\x00\x02\x41a\x81\x42ab\x82'))
+      -- integers 0..127 use the 1-byte form, strings up to 63 bytes the short form
+      assert_bad(MAGIC .. '\x03\x02', 'non%-canonical integer')
+      assert_bad(MAGIC .. '\x05\x01a', 'non%-canonical string')
+      assert.equal(-1, ipc.decode(MAGIC .. '\x03\x01'))
+      assert.equal(128, ipc.decode(MAGIC .. '\x03\x80\x02'))
     end)
 
     it('random byte strings either decode or raise (thousands)', function()
@@ -403,7 +434,8 @@ describe('codec', function()
         local ok, err = pcall(ipc.decode, s)
         if ok then
           decoded = decoded + 1
-          -- a decoded value encodes again and decodes to the same thing
+          -- canonical: what decodes is exactly what encode gives back
+          if not has_table_keys(err) then assert.equal(s, ipc.encode(err)) end
           assert.is_true(deq(err, rt(err)))
         else
           raised = raised + 1
@@ -436,8 +468,14 @@ describe('codec', function()
             table.remove(b, p)
           end
         end
-        local ok, v = pcall(ipc.decode, string.char(table.unpack(b)))
-        if ok then decoded = decoded + 1 else assert.matches('^ipc%.decode: ', v) end
+        local s = string.char(table.unpack(b))
+        local ok, v = pcall(ipc.decode, s)
+        if ok then
+          decoded = decoded + 1
+          if not has_table_keys(v) then assert.equal(s, ipc.encode(v)) end
+        else
+          assert.matches('^ipc%.decode: ', v)
+        end
       end
       assert.is_true(decoded > 100)
     end)

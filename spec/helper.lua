@@ -156,7 +156,10 @@ end
 -- Run a shell command: exit status, stdout, stderr.
 function H.sh(cmd)
   local out, err = H.tmpname('out'), H.tmpname('err')
-  local ok, how, code = os.execute(('(%s) >%s 2>%s'):format(cmd, shell_quote(out), shell_quote(err)))
+  -- exec 2>/dev/null: the shell itself must not print "Killed" when the
+  -- command dies by a signal (its own stderr still goes to the file)
+  local ok, how, code = os.execute(('exec 2>/dev/null; (%s) >%s 2>%s'):format(cmd,
+    shell_quote(out), shell_quote(err)))
   local o, e = H.read_file(out) or '', H.read_file(err) or ''
   os.remove(out)
   os.remove(err)

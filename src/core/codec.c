@@ -150,6 +150,9 @@ int ipc_read_item(ipc_reader *r, ipc_item *it)
 			return -1;
 		it->type = IPC_V_INT;
 		it->i = ipc_unzigzag(u);
+		if (it->i >= 0 && it->i <= IPC_FIXINT_MAX)
+			return ipc_reader_fail(r, at,
+			                       "non-canonical integer (use the 1-byte form)");
 		return 0;
 	case IPC_TAG_FLOAT:
 		if (r->len - r->pos < 8)
@@ -164,6 +167,8 @@ int ipc_read_item(ipc_reader *r, ipc_item *it)
 	case IPC_TAG_STR:
 		if (read_varint(r, at, &u) != 0)
 			return -1;
+		if (u <= IPC_SHORTSTR_MAX)
+			return ipc_reader_fail(r, at, "non-canonical string (use the short form)");
 		if (u > room(r))
 			return ipc_reader_fail(r, at, "string length %llu exceeds input",
 			                       (unsigned long long)u);
@@ -205,37 +210,105 @@ int ipc_reader_finish(ipc_reader *r)
 	return 0;
 }
 
-static int skip_value(ipc_reader *r, int *type, double *d)
+static int cmp_keys(const ipc_keyseq *ks, int kind, const ipc_item *key)
+{
+	switch (kind) {
+	case IPC_K_INT:
+		return key->i < ks->i ? -1 : key->i > ks->i;
+	case IPC_K_FLOAT:
+		return key->d < ks->d ? -1 : key->d > ks->d;
+	case IPC_K_STR: {
+		int c = memcmp(key->s, ks->s, key->len < ks->n ? key->len : ks->n);
+		if (c)
+			return c;
+		return key->len < ks->n ? -1 : key->len > ks->n;
+	}
+	default: /* booleans: kind says it all; tables: unordered */
+		return kind == IPC_K_TABLE ? 1 : 0;
+	}
+}
+
+int ipc_keyseq_next(ipc_reader *r, ipc_keyseq *ks, const ipc_item *key)
+{
+	int kind;
+	switch (key->type) {
+	case IPC_V_NIL:
+		return ipc_reader_fail(r, key->pos, "nil table key");
+	case IPC_V_BOOL:
+		kind = key->b ? IPC_K_TRUE : IPC_K_FALSE;
+		break;
+	case IPC_V_INT:
+		if (key->i >= 1 && (uint64_t)key->i <= ks->narr + 1)
+			return ipc_reader_fail(r, key->pos,
+			                       "integer key %lld belongs in the array part",
+			                       (long long)key->i);
+		kind = IPC_K_INT;
+		break;
+	case IPC_V_FLOAT:
+		if (isnan(key->d))
+			return ipc_reader_fail(r, key->pos, "NaN table key");
+		if (key->d >= -0x1p63 && key->d < 0x1p63 && key->d == floor(key->d))
+			return ipc_reader_fail(r, key->pos,
+			                       "float key with an integer value (not canonical)");
+		kind = IPC_K_FLOAT;
+		break;
+	case IPC_V_STRING:
+		kind = IPC_K_STR;
+		break;
+	default:
+		kind = IPC_K_TABLE;
+		break;
+	}
+	if (kind < ks->kind)
+		return ipc_reader_fail(r, key->pos, "table keys out of order");
+	if (kind == ks->kind) {
+		int c = cmp_keys(ks, kind, key);
+		if (c == 0)
+			return ipc_reader_fail(r, key->pos, "duplicate table key");
+		if (c < 0)
+			return ipc_reader_fail(r, key->pos, "table keys out of order");
+	}
+	ks->kind = kind;
+	if (kind == IPC_K_INT)
+		ks->i = key->i;
+	else if (kind == IPC_K_FLOAT)
+		ks->d = key->d;
+	else if (kind == IPC_K_STR) {
+		ks->s = key->s;
+		ks->n = key->len;
+	}
+	return 0;
+}
+
+static int skip_table(ipc_reader *r, const ipc_item *t);
+
+static int skip_value(ipc_reader *r, ipc_item *it)
+{
+	if (ipc_read_item(r, it) != 0)
+		return -1;
+	return it->type == IPC_V_TABLE ? skip_table(r, it) : 0;
+}
+
+static int skip_table(ipc_reader *r, const ipc_item *t)
 {
 	ipc_item it;
-	if (ipc_read_item(r, &it) != 0)
-		return -1;
-	*type = it.type;
-	*d = it.type == IPC_V_FLOAT ? it.d : 0;
-	if (it.type != IPC_V_TABLE)
-		return 0;
-	int t;
-	double kd;
-	for (uint64_t i = 0; i < it.narr; i++) {
-		size_t at = r->pos;
-		if (skip_value(r, &t, &kd) != 0)
+	ipc_keyseq ks;
+	for (uint64_t i = 0; i < t->narr; i++) {
+		if (skip_value(r, &it) != 0)
 			return -1;
-		if (t == IPC_V_NIL)
-			return ipc_reader_fail(r, at, "nil value in table");
+		if (it.type == IPC_V_NIL)
+			return ipc_reader_fail(r, it.pos, "nil value in table");
 	}
-	for (uint64_t i = 0; i < it.nhash; i++) {
-		size_t at = r->pos;
-		if (skip_value(r, &t, &kd) != 0)
+	ipc_keyseq_init(&ks, t->narr);
+	for (uint64_t i = 0; i < t->nhash; i++) {
+		if (ipc_read_item(r, &it) != 0 || ipc_keyseq_next(r, &ks, &it) != 0)
 			return -1;
-		if (t == IPC_V_NIL)
-			return ipc_reader_fail(r, at, "nil table key");
-		if (t == IPC_V_FLOAT && isnan(kd))
-			return ipc_reader_fail(r, at, "NaN table key");
-		at = r->pos;
-		if (skip_value(r, &t, &kd) != 0)
+		if (it.type == IPC_V_TABLE && skip_table(r, &it) != 0)
 			return -1;
-		if (t == IPC_V_NIL)
-			return ipc_reader_fail(r, at, "nil value in table");
+		if (skip_value(r, &it) != 0)
+			return -1;
+		if (it.type == IPC_V_NIL)
+			return ipc_reader_fail(r, it.pos, "nil value in table");
 	}
 	ipc_reader_leave(r);
 	return 0;
@@ -243,9 +316,8 @@ static int skip_value(ipc_reader *r, int *type, double *d)
 
 int ipc_codec_validate(const void *p, size_t len, ipc_reader *r)
 {
-	int t;
-	double d;
-	if (ipc_reader_init(r, p, len) != 0 || skip_value(r, &t, &d) != 0)
+	ipc_item it;
+	if (ipc_reader_init(r, p, len) != 0 || skip_value(r, &it) != 0)
 		return -1;
 	return ipc_reader_finish(r);
 }

@@ -203,8 +203,34 @@ int ipc_reader_finish(ipc_reader *r);
 int ipc_reader_fail(ipc_reader *r, size_t pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Keys of a table's hash part must come in strictly increasing order:
+ * false < true < integers < floats < strings (bytewise, then shorter
+ * first) < tables (any order among themselves).  So there are no
+ * duplicates, and a value without table keys has exactly one encoding.
+ * Integer keys 1..narr+1 belong in the array part; floats with an integer
+ * value in the 64-bit range are integer keys in Lua; nil and NaN are not
+ * keys.  ipc_keyseq checks all of this without building anything. */
+enum { IPC_K_FALSE, IPC_K_TRUE, IPC_K_INT, IPC_K_FLOAT, IPC_K_STR, IPC_K_TABLE };
+
+typedef struct ipc_keyseq {
+	int kind; /* of the previous key; -1 before the first */
+	int64_t i;
+	double d;
+	const char *s;
+	size_t n;
+	uint64_t narr;
+} ipc_keyseq;
+
+static inline void ipc_keyseq_init(ipc_keyseq *ks, uint64_t narr)
+{
+	ks->kind = -1;
+	ks->narr = narr;
+}
+/* key: the item just read for the next key.  0 or -1. */
+int ipc_keyseq_next(ipc_reader *r, ipc_keyseq *ks, const ipc_item *key);
+
 /* Check a whole encoding without building anything: 0 or -1 with the
- * message in r.  (Keys are checked for nil/NaN, not for duplicates.) */
+ * message in r. */
 int ipc_codec_validate(const void *p, size_t len, ipc_reader *r);
 
 #endif

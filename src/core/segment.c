@@ -88,6 +88,13 @@ static int map_fd(ipc_segment **out, int fd, const char *name, const char *path,
 		return ipc_fail_os(err, errno, "%s \"%s\": cannot stat", ops->name, name);
 	if (!S_ISREG(st.st_mode))
 		return ipc_fail(err, 0, "%s \"%s\": not a regular file", ops->name, name);
+	/* Our objects are shared through their group; a world-writable file of
+	 * another user under one of our names may have been planted there. */
+	if (st.st_uid != geteuid() && (st.st_mode & S_IWOTH))
+		return ipc_fail(err, EPERM,
+		                "%s \"%s\": refusing a world-writable object owned by another user "
+		                "(uid %u)",
+		                ops->name, name, (unsigned)st.st_uid);
 	ipc_segment *seg = find_mapped(st.st_dev, st.st_ino);
 	if (seg) {
 		if (seg->ops != ops)

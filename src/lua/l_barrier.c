@@ -1,4 +1,80 @@
-/* Placeholder: filled in by the barrier work. */
+/* ipc.barrier: `count` processes meet, round after round. */
+#include "../core/barrier.h"
+#include "../core/signals.h"
 #include "modules.h"
+#include "object.h"
 
-void ipcl_open_barrier(lua_State *L) { (void)L; }
+static const ipcl_type barrier_type;
+
+/* b:wait([timeout_ms]) -> true, is_last | false */
+static int f_wait(lua_State *L)
+{
+	ipcl_handle *h = ipcl_check(L, 1, &barrier_type);
+	unsigned snap = ipc_signal_count();
+	ipc_deadline dl = ipcl_opt_timeout(L, 2);
+	ipc_error err;
+	int is_last = 0;
+	int r = ipc_barrier_wait(h->seg, &dl, snap, &is_last, &err);
+	if (r == IPC_ERR)
+		return ipcl_raise_obj(L, h, &err);
+	ipcl_check_interrupt(L, r);
+	if (r != IPC_OK) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	lua_pushboolean(L, 1);
+	lua_pushboolean(L, is_last);
+	return 2;
+}
+
+static int f_count(lua_State *L)
+{
+	ipcl_handle *h = ipcl_check(L, 1, &barrier_type);
+	lua_pushinteger(L, (lua_Integer)h->seg->hdr->params[0]);
+	return 1;
+}
+
+static void barrier_parse_opts(lua_State *L, int opts, uint64_t *params, const char *fname)
+{
+	params[0] = (uint64_t)ipcl_opt_int_field(L, opts, "count", 0, 1, IPC_BARRIER_SLOTS, fname);
+}
+
+static void barrier_push_info(lua_State *L, ipcl_handle *h)
+{
+	ipc_barrier_state st;
+	ipc_error err;
+	if (ipc_barrier_info(h->seg, &st, &err) != IPC_OK) {
+		ipcl_raise_obj(L, h, &err);
+		return;
+	}
+	lua_pushinteger(L, st.count);
+	lua_setfield(L, -2, "count");
+	lua_pushinteger(L, st.arrived);
+	lua_setfield(L, -2, "arrived");
+	lua_pushinteger(L, (lua_Integer)st.round);
+	lua_setfield(L, -2, "round");
+	lua_createtable(L, st.arrived, 0);
+	for (int i = 0; i < st.arrived; i++) {
+		lua_pushinteger(L, st.pids[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	lua_setfield(L, -2, "waiter_pids");
+}
+
+static const luaL_Reg barrier_methods[] = {{"wait", f_wait}, {"count", f_count}, {NULL, NULL}};
+
+static const char *const barrier_options[] = {"count", NULL};
+
+static const ipcl_type barrier_type = {&ipc_barrier_ops,
+                                       barrier_methods,
+                                       barrier_options,
+                                       barrier_parse_opts,
+                                       barrier_push_info,
+                                       0,
+                                       NULL,
+                                       NULL};
+
+void ipcl_open_barrier(lua_State *L)
+{
+	ipcl_register_type(L, &barrier_type);
+}

@@ -1,0 +1,36 @@
+-- The README's tour runs as written.
+local H = require 'spec.helper'
+
+describe('README', function()
+  it('the tour runs as written', function()
+    if not H.ipc.queue then pending('queue not built') return end
+    local readme = assert(H.read_file('README.md'))
+    local tour = readme:match('## A tour.-```lua\n(.-)```')
+    assert.truthy(tour, 'no tour found')
+    local file = H.tmpname('tour') .. '.lua'
+    H.write_file(file, tour)
+    local interp = H.under_ipcsh and H.quote(H.bin)
+      or ('env LUA_CPATH=%s lua5.4'):format(H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;'))
+    local code, out, err = H.sh(('timeout 60 %s %s'):format(interp, H.quote(file)))
+    os.remove(file)
+    assert.equal(0, code, out .. err)
+    assert.matches('got "urgent" %(priority 9%).*got "low"', out)
+    assert.matches('exit status\t0', out)
+  end)
+
+  it('make install puts the binary, the module and the man page in place', function()
+    local dest = H.tmpname('dest')
+    local code, out, err = H.sh(('make -s install DESTDIR=%s PREFIX=/usr'):format(H.quote(dest)))
+    assert.equal(0, code, out .. err)
+    for _, f in ipairs({ '/usr/bin/ipcsh', '/usr/lib/lua/5.4/interprocess.so',
+      '/usr/share/man/man1/ipcsh.1' }) do
+      assert.truthy(H.read_file(dest .. f), 'missing ' .. f)
+    end
+    -- the installed module loads from stock lua5.4 given only the install's cpath
+    code, out = H.sh(('LUA_CPATH=%s lua5.4 -e %s'):format(
+      H.quote(dest .. '/usr/lib/lua/5.4/?.so'), H.quote('print(require("interprocess").version)')))
+    assert.equal(0, code)
+    assert.matches('%d+%.%d+', out)
+    H.sh('rm -rf ' .. H.quote(dest))
+  end)
+end)

@@ -1,0 +1,34 @@
+/* event: a flag processes wait on.  params[0] = auto_reset (0/1),
+ * params[1] = initially set (0/1).
+ *
+ * Manual reset: set() stays set until clear(); every waiter passes, also one
+ * that was waiting when a set()+clear() pulse went by (generation count).
+ * Auto reset: each set() is handed to the oldest registered live waiter
+ * (its own futex word in a slot); with no waiter it is kept as the flag for
+ * the next one.  See docs/design/event_barrier.md. */
+#ifndef IPC_EVENT_H
+#define IPC_EVENT_H
+
+#include "segment.h"
+
+#define IPC_EVENT_SLOTS 128
+
+extern const ipc_type_ops ipc_event_ops;
+
+int ipc_event_set(ipc_segment *seg, unsigned sigsnap, ipc_error *err);
+void ipc_event_clear(ipc_segment *seg);
+int ipc_event_is_set(ipc_segment *seg);
+/* IPC_OK (passed), IPC_TIMEOUT, IPC_INTERRUPTED or IPC_ERR. */
+int ipc_event_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err);
+
+typedef struct ipc_event_state {
+	int is_set;
+	int auto_reset;
+	int waiters;                   /* live registered waiters */
+	int32_t pids[IPC_EVENT_SLOTS]; /* their pids */
+} ipc_event_state;
+
+/* Reaps dead waiters, then reports. */
+int ipc_event_info(ipc_segment *seg, ipc_event_state *st, ipc_error *err);
+
+#endif
