@@ -302,8 +302,9 @@ describe('queue', function()
     local c = H.spawn([[
       local q = ipc.queue(select(2, ...))
       ready()
-      q:receive()
-      print('not interrupted')
+      local ok, err = pcall(q.receive, q)
+      -- (stock lua5.4 raises its own "interrupted!" right after this pcall)
+      print(ok, err, ipc.clock())
     ]], q.name)
     assert.truthy(H.wait_until(function() return q:info().waiting_receivers == 1 end, 10000))
     local t0 = ipc.clock()
@@ -311,11 +312,15 @@ describe('queue', function()
     local st = c:wait(10000)
     local dt = ipc.clock() - t0
     assert.is_not_nil(st)
-    assert.are_not.equal(0, st)
     assert.matches('interrupted', c.out .. c.err)
-    assert.is_nil(c.out:find('not interrupted'))
-    -- the promise is 100 ms; process exit on a loaded machine adds more
-    assert.is_true(dt < 1000, 'took ' .. dt .. ' ms')
+    local ok, err, at = c.out:match('^(%S+)\t(%S+)\t(%S+)')
+    if ok then -- the script caught it: when?
+      assert.equal('false', ok)
+      assert.equal('interrupted', err)
+      -- the promise is 100 ms; starting kill(1) through a shell takes some
+      assert.is_true(tonumber(at) - t0 < 500, ('caught %.0f ms after the kill'):format(tonumber(at) - t0))
+    end
+    assert.is_true(dt < 2000, 'took ' .. dt .. ' ms to end')
     assert.equal(0, q:info().waiting_receivers)
   end)
 
@@ -398,7 +403,7 @@ describe('queue', function()
   it('exactly once with 4 producers and 4 consumers, checked by content', function()
     -- 40,000 messages keeps this to seconds on a loaded 2-core machine
     local q <close> = newq({ max_count = 64, max_size = 32 })
-    local per = 10000
+    local per = tonumber(os.getenv("QUEUE_SPEC_PER")) or 10000
     local cons = {}
     for i = 1, 4 do
       cons[i] = H.spawn([[
@@ -505,6 +510,47 @@ describe('queue', function()
       assert.is_true(q:info().repairs >= 1)
       assert_full_capacity(q)
     end)
+  end)
+
+  it('survives garbage written over its bookkeeping (no crash, no endless loop)', function()
+    local q <close> = newq({ max_count = 16, max_size = 8 })
+    for i = 1, 10 do q:send('m' .. i, i % 4) end
+    local path -- the segment's file: $IPCSH_DIR/<prefix>NAME
+    for _, prefix in ipairs({ 'ipcs.', 'ipcsh.' }) do
+      local p = ipc.dir() .. '/' .. prefix .. q.name
+      if H.read_file(p) then path = p end
+    end
+    assert.is_not_nil(path)
+    local bytes = q:info().bytes
+    for seed = 1, 5 do
+      local st, out, err = H.run([[
+        local _, name, path, bytes, seed = ...
+        math.randomseed(tonumber(seed))
+        local f = assert(io.open(path, 'r+b'))
+        -- everything after the lock (the first 40 bytes of the body)
+        local from = 512 + 40
+        local junk = {}
+        for i = from, tonumber(bytes) - 1 do
+          junk[#junk + 1] = string.char(math.random(0, 255))
+        end
+        f:seek('set', from)
+        f:write(table.concat(junk))
+        f:close()
+        local q = ipc.queue(name)
+        local n = 0
+        for _ = 1, 40 do
+          pcall(q.count, q)
+          pcall(q.send, q, 'x', 1, 0)
+          if pcall(q.receive, q, 0) then n = n + 1 end
+          pcall(q.info, q)
+        end
+        print('ok', n)
+      ]], q.name, path, tostring(bytes), tostring(seed))
+      assert.equal(0, st, err)
+      assert.matches('^ok', out)
+      assert.is_true(q:clear() >= 0)
+      assert_full_capacity(q)
+    end
   end)
 
   it('survives a storm of SIGKILLs of senders and receivers', function()

@@ -4,7 +4,7 @@
  * section.  The cells are the truth; a cell's state is stored last (release
  * order), so a process killed anywhere inside leaves each cell either in its
  * old state or in its new, complete one.  Whatever it leaves in the derived
- * structures (heap, free stack, counters, sleeper counts) is recomputed from
+ * structures (heap, free ring, counters, sleeper counts) is recomputed from
  * the cells by the next locker (q_rebuild), which the robust lock tells that
  * its previous holder died. */
 #include "queue.h"
@@ -25,7 +25,8 @@
 #define OVERFLOW_SLICE_NS 1000000LL /* a sleeper with no slot polls this often */
 #define RECLAIM_BATCH 32
 #define LOCK_SPINS 256
-#define SPIN_START 1000 /* see q_spin: pause instructions */
+#define PREFETCH_MAX 2048 /* bytes of the next message prefetched */
+#define SPIN_START 1000   /* see q_spin: pause instructions */
 #define SPIN_MIN 16
 #define SPIN_MAX 4000
 
@@ -515,6 +516,18 @@ static int q_spin(const uint32_t *word, uint32_t seen)
 /* After unlocking: bring the lines the next operation of this kind will
  * most likely touch (written last by the other side) into our cache, off
  * the critical section.  Racy reads, used only as hints. */
+static inline void prefetch_data(const ipc_queue *v, uint32_t ci, int write)
+{
+	const unsigned char *p = v->data + (uint64_t)ci * v->slot;
+	uint64_t n = v->slot < PREFETCH_MAX ? v->slot : PREFETCH_MAX;
+	for (uint64_t off = 0; off < n; off += 64) {
+		if (write)
+			__builtin_prefetch(p + off, 1);
+		else
+			__builtin_prefetch(p + off, 0);
+	}
+}
+
 static inline void prefetch_send(const ipc_queue *v)
 {
 	uint32_t h = __atomic_load_n(&v->q->free_head, __ATOMIC_RELAXED);
@@ -524,7 +537,7 @@ static inline void prefetch_send(const ipc_queue *v)
 	if (ci >= v->max_count)
 		return;
 	__builtin_prefetch(&v->cells[ci], 1);
-	__builtin_prefetch(v->data + (uint64_t)ci * v->slot, 1);
+	prefetch_data(v, ci, 1);
 }
 
 static inline void prefetch_receive(const ipc_queue *v)
@@ -533,7 +546,7 @@ static inline void prefetch_receive(const ipc_queue *v)
 	if (ci >= v->max_count)
 		return;
 	__builtin_prefetch(&v->cells[ci], 1);
-	__builtin_prefetch(v->data + (uint64_t)ci * v->slot, 0);
+	prefetch_data(v, ci, 0);
 }
 
 /* Before taking the lock: when there is nothing to take (*avail == 0: no

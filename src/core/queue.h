@@ -61,8 +61,9 @@ typedef struct ipc_qhdr {
 	uint64_t repairs;      /* times the derived state was rebuilt */
 	uint64_t wakeups;      /* times a sleeper came back to re-check */
 	int64_t last_sweep_ns; /* last check for dead registered sleepers */
-	/* Futex words, each on its own line: bumped by every send (and every
-	 * message put back), and by every cell freed. */
+	/* Futex words, each on its own line: recv_seq is bumped when the
+	 * queue stops being empty (and when messages are put back), send_seq
+	 * when it stops being full (and when in-flight cells are freed). */
 	_Alignas(64) uint32_t recv_seq;
 	_Alignas(64) uint32_t send_seq;
 	_Alignas(64) ipc_qwaiter waiters[IPC_QUEUE_WAIT_SLOTS];
