@@ -125,10 +125,10 @@ describe('ipcsh ls / info / rm', function()
     end
   end)
 
-  it('info on a missing object exits 1, a bad name exits 2, without creating', function()
+  it('info on a missing object or a bad name exits 2, without creating', function()
     local missing = H.name('Missing')
     local code, _, err = ipcsh('info ' .. missing)
-    assert.equal(1, code)
+    assert.equal(2, code)
     assert.matches('no object named "' .. missing .. '"', err, 1, true)
     assert.is_false(ipc.remove(missing))
     code, _, err = ipcsh('info 9bad')

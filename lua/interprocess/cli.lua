@@ -242,9 +242,9 @@ function commands.info(args)
   expect_count('info', pos, 1, 1)
   local name = check_name('info', pos[1])
   local obj, err = open_existing('info', name)
-  if not obj then
+  if not obj then -- bad input: exit 2 (1 is kept for timeouts)
     say(io.stderr, 'info: %s', err)
-    return EXIT_TIMEOUT
+    return EXIT_USAGE
   end
   local info = obj:info()
   obj:close()
