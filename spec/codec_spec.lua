@@ -200,6 +200,44 @@ describe('codec', function()
       assert.is_table(rt(k))
     end)
 
+    it('random nested values round trip, and re-encode to the same bytes', function()
+      math.randomseed(99)
+      local prefixes = { '', 'a', 'abcdefgh', 'abcdefghij', '\0\0', '\255\128', 'key' }
+      local function rstring()
+        local t = { prefixes[math.random(#prefixes)] }
+        for i = 1, math.random(0, 12) do
+          t[#t + 1] = string.char(({ 0, 1, 97, 98, 127, 128, 255 })[math.random(7)])
+        end
+        return table.concat(t)
+      end
+      local function rscalar()
+        local r = math.random(9)
+        if r == 1 then return math.random(-200, 200)
+        elseif r == 2 then return math.random(math.mininteger, math.maxinteger)
+        elseif r == 3 then return (math.random() - 0.5) * 10 ^ math.random(-300, 300)
+        elseif r == 4 then return ({ 1 / 0, -1 / 0, 0.5, -0.5, 2.0 ^ 63, -2.0 ^ 64 })[math.random(6)]
+        elseif r == 5 then return math.random(2) == 1
+        else return rstring() end
+      end
+      local function rvalue(depth)
+        if depth > 4 or math.random(3) > 1 then return rscalar() end
+        local t = {}
+        for i = 1, math.random(0, 6) do t[i] = rvalue(depth + 1) end
+        for _ = 1, math.random(0, 10) do
+          local k = rscalar()
+          if k == k then t[k] = rvalue(depth + 1) end
+        end
+        return t
+      end
+      for _ = 1, 3000 do
+        local v = rvalue(1)
+        local e = ipc.encode(v)
+        local d = ipc.decode(e)
+        assert.is_true(deq(v, d))
+        assert.equal(e, ipc.encode(d))
+      end
+    end)
+
     it('ignores metatables and metamethods (raw access)', function()
       local t = setmetatable({ 1, a = 2 }, {
         __index = function() error('no __index') end,

@@ -256,7 +256,7 @@ static void put_scalar(ipc_wbuf *b, const scalar *sc)
 	}
 }
 
-static int key_cmp(const void *a, const void *b)
+static inline int key_cmp(const void *a, const void *b)
 {
 	const scalar *x = &((const hent *)a)->k, *y = &((const hent *)b)->k;
 	if (x->kind != y->kind)
@@ -280,6 +280,24 @@ static int key_cmp(const void *a, const void *b)
 	}
 	default: /* table keys keep their traversal order */
 		return x->n < y->n ? -1 : x->n > y->n;
+	}
+}
+
+/* Small hash parts (records) are the common case: insertion sort. */
+static void sort_ents(hent *e, size_t n)
+{
+	if (n > 12) {
+		qsort(e, n, sizeof *e, key_cmp);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		hent x = e[i];
+		size_t j = i;
+		while (j > 0 && key_cmp(&x, &e[j - 1]) < 0) {
+			e[j] = e[j - 1];
+			j--;
+		}
+		e[j] = x;
 	}
 }
 
@@ -371,7 +389,7 @@ again:
 	}
 	size_t nhash = st->m->nent - base;
 	if (nhash > 1)
-		qsort(st->m->ent + base, nhash, sizeof(hent), key_cmp);
+		sort_ents(st->m->ent + base, nhash);
 
 	ipc_enc_table(b, (uint64_t)narr, (uint64_t)nhash);
 	check_buf(st);
