@@ -350,6 +350,13 @@ describe('codec', function()
   end)
 
   describe('decode of bad input', function()
+    it('names ipc.decode whatever the local name of the function', function()
+      local d = ipc.decode
+      local ok, err = pcall(function() return d('\xC1\x06') end)
+      assert.is_false(ok)
+      assert.matches(': ipc%.decode: truncated input at byte 2$', err)
+    end)
+
     it('rejects a non-string argument', function()
       local ok, err = pcall(function() return ipc.decode(12) end)
       assert.is_false(ok)

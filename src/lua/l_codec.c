@@ -550,13 +550,21 @@ void ipcl_encode(lua_State *L, int idx)
 
 /* ---- decoding ---- */
 
+static int l_decode(lua_State *L);
+
+/* From ipc.decode: "ipc.decode: <reason> at byte N"; from another function
+ * (shm:load, kv:get): "load: stored value is corrupt (ipc.decode: ...)". */
 static int dec_fail(lua_State *L, const ipc_reader *r)
 {
 	lua_Debug ar;
-	if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name &&
-	    strcmp(ar.name, "decode") != 0)
-		return luaL_error(L, "%s: stored value is corrupt (ipc.decode: %s at byte %I)",
-		                  ar.name, r->err, (lua_Integer)r->err_pos + 1);
+	if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "nf", &ar)) {
+		int self = lua_tocfunction(L, -1) == l_decode;
+		lua_pop(L, 1);
+		if (!self && ar.name)
+			return luaL_error(L,
+			                  "%s: stored value is corrupt (ipc.decode: %s at byte %I)",
+			                  ar.name, r->err, (lua_Integer)r->err_pos + 1);
+	}
 	return luaL_error(L, "ipc.decode: %s at byte %I", r->err, (lua_Integer)r->err_pos + 1);
 }
 
