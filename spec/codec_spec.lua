@@ -181,6 +181,21 @@ describe('codec', function()
       end
       assert_rt(arr)
       assert_rt(map)
+      -- every key kind, in numbers that take the merge sort path
+      math.randomseed(5)
+      for _, n in ipairs({ 17, 33, 100, 1000, 5000 }) do
+        local mixed = { [true] = 1, [false] = 0 }
+        for i = 1, n do
+          local r = i % 4
+          if r == 0 then mixed[math.random(math.mininteger, math.maxinteger)] = i
+          elseif r == 1 then mixed[math.random() * 1e6 + 0.5] = i
+          elseif r == 2 then mixed['abcdefghij' .. math.random(1, 1e9)] = i
+          else mixed[string.pack('<I4', math.random(0, 0xffffffff))] = i end
+        end
+        local e = ipc.encode(mixed)
+        assert.equal(e, ipc.encode(ipc.decode(e)))
+        assert.is_true(deq(mixed, ipc.decode(e)))
+      end
     end)
 
     it('depth 200 is fine, with tables as values and as keys', function()

@@ -60,6 +60,8 @@ typedef struct enc_mem {
 	ipc_wbuf out;
 	hent *ent;
 	size_t nent, cap;
+	hent *tmp; /* merge sort scratch */
+	size_t tcap;
 	unsigned char inline_buf[ENC_INLINE];
 } enc_mem;
 
@@ -90,6 +92,9 @@ static void mem_release(enc_mem *m)
 	free(m->ent);
 	m->ent = NULL;
 	m->nent = m->cap = 0;
+	free(m->tmp);
+	m->tmp = NULL;
+	m->tcap = 0;
 }
 
 static int mem_gc(lua_State *L)
@@ -283,13 +288,8 @@ static inline int key_cmp(const void *a, const void *b)
 	}
 }
 
-/* Small hash parts (records) are the common case: insertion sort. */
-static void sort_ents(hent *e, size_t n)
+static void insertion_sort(hent *e, size_t n)
 {
-	if (n > 12) {
-		qsort(e, n, sizeof *e, key_cmp);
-		return;
-	}
 	for (size_t i = 1; i < n; i++) {
 		hent x = e[i];
 		size_t j = i;
@@ -299,6 +299,46 @@ static void sort_ents(hent *e, size_t n)
 		}
 		e[j] = x;
 	}
+}
+
+/* Sort n entries: insertion sort for small hash parts (records, the common
+ * case), else bottom-up merge sort of 16-entry runs through m->tmp. */
+static void sort_ents(enc_state *st, size_t base, size_t n)
+{
+	enc_mem *m = st->m;
+	enum { RUN = 16 };
+	if (n <= RUN) {
+		insertion_sort(m->ent + base, n);
+		return;
+	}
+	if (m->tcap < n) {
+		hent *t = n < (size_t)-1 / sizeof *t ? malloc(n * sizeof *t) : NULL;
+		if (!t)
+			luaL_error(st->L, "ipc.encode: not enough memory");
+		free(m->tmp);
+		m->tmp = t;
+		m->tcap = n;
+	}
+	hent *src = m->ent + base, *dst = m->tmp;
+	for (size_t i = 0; i < n; i += RUN)
+		insertion_sort(src + i, n - i < RUN ? n - i : RUN);
+	for (size_t w = RUN; w < n; w *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			size_t i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				dst[k++] = key_cmp(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
+			while (i < mid)
+				dst[k++] = src[i++];
+			while (j < hi)
+				dst[k++] = src[j++];
+		}
+		hent *x = src;
+		src = dst;
+		dst = x;
+	}
+	if (src != m->ent + base)
+		memcpy(m->ent + base, src, n * sizeof *src);
 }
 
 static hent *new_ent(enc_state *st)
@@ -389,7 +429,7 @@ again:
 	}
 	size_t nhash = st->m->nent - base;
 	if (nhash > 1)
-		sort_ents(st->m->ent + base, nhash);
+		sort_ents(st, base, nhash);
 
 	ipc_enc_table(b, (uint64_t)narr, (uint64_t)nhash);
 	check_buf(st);
@@ -487,8 +527,8 @@ static enc_mem *take_mem(lua_State *L)
 	lua_pop(L, 1);
 	m = lua_newuserdatauv(L, sizeof *m, 1);
 	ipc_wbuf_init(&m->out, m->inline_buf, sizeof m->inline_buf);
-	m->ent = NULL;
-	m->nent = m->cap = 0;
+	m->ent = m->tmp = NULL;
+	m->nent = m->cap = m->tcap = 0;
 	if (luaL_newmetatable(L, ENC_META)) {
 		lua_pushcfunction(L, mem_gc);
 		lua_setfield(L, -2, "__gc");
@@ -513,6 +553,11 @@ static void give_back_mem(lua_State *L, enc_mem *m, size_t anchor_used)
 		free(m->ent);
 		m->ent = NULL;
 		m->cap = 0;
+	}
+	if (m->tcap > KEEP_ENTRIES) {
+		free(m->tmp);
+		m->tmp = NULL;
+		m->tcap = 0;
 	}
 	m->nent = 0;
 	if (anchor_used > KEEP_ANCHOR) {
