@@ -307,6 +307,10 @@ describe('codec', function()
       enc_err(print, 'cannot encode a function%)')
       enc_err(io.stdout, 'cannot encode a userdata')
       enc_err(coroutine.create(function() end), 'cannot encode a thread')
+      local up = 1
+      local lud = debug.upvalueid(function() return up end, 1) -- a light userdata
+      enc_err(lud, 'cannot encode a light userdata')
+      enc_err({ k = lud }, 'cannot encode a light userdata at value%.k')
       enc_err({ a = { b = print } }, 'cannot encode a function at value%.a%.b%)')
       enc_err({ 1, { 2, print } }, 'at value%[2%]%[2%]')
       enc_err({ ['not ident'] = { print } }, 'at value%["not ident"%]%[1%]')
