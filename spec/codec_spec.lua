@@ -181,6 +181,21 @@ describe('codec', function()
       end
       assert_rt(arr)
       assert_rt(map)
+      -- every key kind, in numbers that take the merge sort path
+      math.randomseed(5)
+      for _, n in ipairs({ 17, 33, 100, 1000, 5000 }) do
+        local mixed = { [true] = 1, [false] = 0 }
+        for i = 1, n do
+          local r = i % 4
+          if r == 0 then mixed[math.random(math.mininteger, math.maxinteger)] = i
+          elseif r == 1 then mixed[math.random() * 1e6 + 0.5] = i
+          elseif r == 2 then mixed['abcdefghij' .. math.random(1, 1e9)] = i
+          else mixed[string.pack('<I4', math.random(0, 0xffffffff))] = i end
+        end
+        local e = ipc.encode(mixed)
+        assert.equal(e, ipc.encode(ipc.decode(e)))
+        assert.is_true(deq(mixed, ipc.decode(e)))
+      end
     end)
 
     it('depth 200 is fine, with tables as values and as keys', function()
@@ -198,6 +213,44 @@ describe('codec', function()
       local k = {}
       for _ = 2, 200 do k = { [k] = true } end
       assert.is_table(rt(k))
+    end)
+
+    it('random nested values round trip, and re-encode to the same bytes', function()
+      math.randomseed(99)
+      local prefixes = { '', 'a', 'abcdefgh', 'abcdefghij', '\0\0', '\255\128', 'key' }
+      local function rstring()
+        local t = { prefixes[math.random(#prefixes)] }
+        for i = 1, math.random(0, 12) do
+          t[#t + 1] = string.char(({ 0, 1, 97, 98, 127, 128, 255 })[math.random(7)])
+        end
+        return table.concat(t)
+      end
+      local function rscalar()
+        local r = math.random(9)
+        if r == 1 then return math.random(-200, 200)
+        elseif r == 2 then return math.random(math.mininteger, math.maxinteger)
+        elseif r == 3 then return (math.random() - 0.5) * 10 ^ math.random(-300, 300)
+        elseif r == 4 then return ({ 1 / 0, -1 / 0, 0.5, -0.5, 2.0 ^ 63, -2.0 ^ 64 })[math.random(6)]
+        elseif r == 5 then return math.random(2) == 1
+        else return rstring() end
+      end
+      local function rvalue(depth)
+        if depth > 4 or math.random(3) > 1 then return rscalar() end
+        local t = {}
+        for i = 1, math.random(0, 6) do t[i] = rvalue(depth + 1) end
+        for _ = 1, math.random(0, 10) do
+          local k = rscalar()
+          if k == k then t[k] = rvalue(depth + 1) end
+        end
+        return t
+      end
+      for _ = 1, 3000 do
+        local v = rvalue(1)
+        local e = ipc.encode(v)
+        local d = ipc.decode(e)
+        assert.is_true(deq(v, d))
+        assert.equal(e, ipc.encode(d))
+      end
     end)
 
     it('ignores metatables and metamethods (raw access)', function()
@@ -254,6 +307,10 @@ describe('codec', function()
       enc_err(print, 'cannot encode a function%)')
       enc_err(io.stdout, 'cannot encode a userdata')
       enc_err(coroutine.create(function() end), 'cannot encode a thread')
+      local up = 1
+      local lud = debug.upvalueid(function() return up end, 1) -- a light userdata
+      enc_err(lud, 'cannot encode a light userdata')
+      enc_err({ k = lud }, 'cannot encode a light userdata at value%.k')
       enc_err({ a = { b = print } }, 'cannot encode a function at value%.a%.b%)')
       enc_err({ 1, { 2, print } }, 'at value%[2%]%[2%]')
       enc_err({ ['not ident'] = { print } }, 'at value%["not ident"%]%[1%]')
@@ -312,6 +369,13 @@ describe('codec', function()
   end)
 
   describe('decode of bad input', function()
+    it('names ipc.decode whatever the local name of the function', function()
+      local d = ipc.decode
+      local ok, err = pcall(function() return d('\xC1\x06') end)
+      assert.is_false(ok)
+      assert.matches(': ipc%.decode: truncated input at byte 2$', err)
+    end)
+
     it('rejects a non-string argument', function()
       local ok, err = pcall(function() return ipc.decode(12) end)
       assert.is_false(ok)

@@ -60,6 +60,8 @@ typedef struct enc_mem {
 	ipc_wbuf out;
 	hent *ent;
 	size_t nent, cap;
+	hent *tmp; /* merge sort scratch */
+	size_t tcap;
 	unsigned char inline_buf[ENC_INLINE];
 } enc_mem;
 
@@ -90,6 +92,9 @@ static void mem_release(enc_mem *m)
 	free(m->ent);
 	m->ent = NULL;
 	m->nent = m->cap = 0;
+	free(m->tmp);
+	m->tmp = NULL;
+	m->tcap = 0;
 }
 
 static int mem_gc(lua_State *L)
@@ -256,7 +261,7 @@ static void put_scalar(ipc_wbuf *b, const scalar *sc)
 	}
 }
 
-static int key_cmp(const void *a, const void *b)
+static inline int key_cmp(const void *a, const void *b)
 {
 	const scalar *x = &((const hent *)a)->k, *y = &((const hent *)b)->k;
 	if (x->kind != y->kind)
@@ -281,6 +286,59 @@ static int key_cmp(const void *a, const void *b)
 	default: /* table keys keep their traversal order */
 		return x->n < y->n ? -1 : x->n > y->n;
 	}
+}
+
+static void insertion_sort(hent *e, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		hent x = e[i];
+		size_t j = i;
+		while (j > 0 && key_cmp(&x, &e[j - 1]) < 0) {
+			e[j] = e[j - 1];
+			j--;
+		}
+		e[j] = x;
+	}
+}
+
+/* Sort n entries: insertion sort for small hash parts (records, the common
+ * case), else bottom-up merge sort of 16-entry runs through m->tmp. */
+static void sort_ents(enc_state *st, size_t base, size_t n)
+{
+	enc_mem *m = st->m;
+	enum { RUN = 16 };
+	if (n <= RUN) {
+		insertion_sort(m->ent + base, n);
+		return;
+	}
+	if (m->tcap < n) {
+		hent *t = n < (size_t)-1 / sizeof *t ? malloc(n * sizeof *t) : NULL;
+		if (!t)
+			luaL_error(st->L, "ipc.encode: not enough memory");
+		free(m->tmp);
+		m->tmp = t;
+		m->tcap = n;
+	}
+	hent *src = m->ent + base, *dst = m->tmp;
+	for (size_t i = 0; i < n; i += RUN)
+		insertion_sort(src + i, n - i < RUN ? n - i : RUN);
+	for (size_t w = RUN; w < n; w *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			size_t i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				dst[k++] = key_cmp(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
+			while (i < mid)
+				dst[k++] = src[i++];
+			while (j < hi)
+				dst[k++] = src[j++];
+		}
+		hent *x = src;
+		src = dst;
+		dst = x;
+	}
+	if (src != m->ent + base)
+		memcpy(m->ent + base, src, n * sizeof *src);
 }
 
 static hent *new_ent(enc_state *st)
@@ -371,7 +429,7 @@ again:
 	}
 	size_t nhash = st->m->nent - base;
 	if (nhash > 1)
-		qsort(st->m->ent + base, nhash, sizeof(hent), key_cmp);
+		sort_ents(st, base, nhash);
 
 	ipc_enc_table(b, (uint64_t)narr, (uint64_t)nhash);
 	check_buf(st);
@@ -469,8 +527,8 @@ static enc_mem *take_mem(lua_State *L)
 	lua_pop(L, 1);
 	m = lua_newuserdatauv(L, sizeof *m, 1);
 	ipc_wbuf_init(&m->out, m->inline_buf, sizeof m->inline_buf);
-	m->ent = NULL;
-	m->nent = m->cap = 0;
+	m->ent = m->tmp = NULL;
+	m->nent = m->cap = m->tcap = 0;
 	if (luaL_newmetatable(L, ENC_META)) {
 		lua_pushcfunction(L, mem_gc);
 		lua_setfield(L, -2, "__gc");
@@ -495,6 +553,11 @@ static void give_back_mem(lua_State *L, enc_mem *m, size_t anchor_used)
 		free(m->ent);
 		m->ent = NULL;
 		m->cap = 0;
+	}
+	if (m->tcap > KEEP_ENTRIES) {
+		free(m->tmp);
+		m->tmp = NULL;
+		m->tcap = 0;
 	}
 	m->nent = 0;
 	if (anchor_used > KEEP_ANCHOR) {
@@ -532,13 +595,21 @@ void ipcl_encode(lua_State *L, int idx)
 
 /* ---- decoding ---- */
 
+static int l_decode(lua_State *L);
+
+/* From ipc.decode: "ipc.decode: <reason> at byte N"; from another function
+ * (shm:load, kv:get): "load: stored value is corrupt (ipc.decode: ...)". */
 static int dec_fail(lua_State *L, const ipc_reader *r)
 {
 	lua_Debug ar;
-	if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name &&
-	    strcmp(ar.name, "decode") != 0)
-		return luaL_error(L, "%s: stored value is corrupt (ipc.decode: %s at byte %I)",
-		                  ar.name, r->err, (lua_Integer)r->err_pos + 1);
+	if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "nf", &ar)) {
+		int self = lua_tocfunction(L, -1) == l_decode;
+		lua_pop(L, 1);
+		if (!self && ar.name)
+			return luaL_error(L,
+			                  "%s: stored value is corrupt (ipc.decode: %s at byte %I)",
+			                  ar.name, r->err, (lua_Integer)r->err_pos + 1);
+	}
 	return luaL_error(L, "ipc.decode: %s at byte %I", r->err, (lua_Integer)r->err_pos + 1);
 }
 
