@@ -322,6 +322,12 @@ describe('kv', function()
     assert.is_truthy(waiter:wait_ready('start', 20000))
     H.sleep(200)
     assert.is_nil(waiter:wait(1)) -- still blocked
+    -- info() does not hang behind the stuck update
+    local t1 = H.clock()
+    local busy = t:info()
+    assert.is_true(busy.busy)
+    assert.equal(1, busy.count)
+    assert.is_true(H.clock() - t1 < 3000)
     local t0 = H.clock()
     child:kill(9)
     assert.equal(137, child:wait())
