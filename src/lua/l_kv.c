@@ -74,6 +74,13 @@ static void kv_unlock(ipcl_handle *h)
 	ipc_kv_unlock(&K(h)->kv);
 }
 
+/* Do not keep a huge buffer around after one huge value or keys(). */
+static void trim_buffer(kvl *k)
+{
+	if (k->buf.cap > ((size_t)1 << 20))
+		ipc_kv_buf_free(&k->buf);
+}
+
 /* t:get(k) -> value or nil */
 static int f_get(lua_State *L)
 {
@@ -94,6 +101,7 @@ static int f_get(lua_State *L)
 	/* Decode from a Lua copy: a finalizer run during decoding could reuse
 	 * this handle's buffer. */
 	lua_pushlstring(L, k->buf.p, k->buf.len);
+	trim_buffer(k);
 	size_t len;
 	const char *s = lua_tolstring(L, -1, &len);
 	ipcl_decode(L, s, len);
@@ -158,6 +166,7 @@ static int f_keys(lua_State *L)
 	if (r != IPC_OK)
 		return kv_raise(L, h, &err);
 	lua_pushlstring(L, k->buf.p ? k->buf.p : "", k->buf.len);
+	trim_buffer(k);
 	size_t len;
 	const char *s = lua_tolstring(L, -1, &len);
 	lua_createtable(L, (int)n, 0);
