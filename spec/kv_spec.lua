@@ -191,6 +191,14 @@ describe('kv', function()
     -- a result that cannot be encoded: nothing changes
     assert.has_error(function() t:update('k', function() return print end) end)
     assert.equal('old', t:get('k'))
+    -- yielding inside fn is an error too, and releases the lock
+    local co = coroutine.wrap(function()
+      return pcall(t.update, t, 'k', function(v) coroutine.yield(1) return v end)
+    end)
+    local okc, errc = co()
+    assert.is_false(okc)
+    assert.matches('yield', errc)
+    assert.equal('old', t:get('k'))
     -- still usable (the lock was released)
     t:set('k', 'new')
     assert.equal('new', t:get('k'))
@@ -313,9 +321,28 @@ describe('kv', function()
       end)
     ]], name)
     assert.is_truthy(child:wait_ready(nil, 20000))
+    -- a second process blocks on the table behind the stuck update
+    local waiter = spawn([[
+      local t = ipc.kv(select(2, ...))
+      ready('start')
+      print(t:update('k', function(v) return v .. '+waiter' end))
+    ]], name)
+    assert.is_truthy(waiter:wait_ready('start', 20000))
+    H.sleep(200)
+    assert.is_nil(waiter:wait(1)) -- still blocked
+    -- info() does not hang behind the stuck update
+    local t1 = H.clock()
+    local busy = t:info()
+    assert.is_true(busy.busy)
+    assert.equal(1, busy.count)
+    assert.is_true(H.clock() - t1 < 3000)
+    local t0 = H.clock()
     child:kill(9)
     assert.equal(137, child:wait())
-    assert.equal('old', t:get('k'))
+    assert.equal(0, waiter:wait(20000))
+    assert.is_true(H.clock() - t0 < 5000)
+    assert.equal('old+waiter\n', waiter.out)
+    assert.equal('old+waiter', t:get('k'))
     assert.equal(repairs + 1, t:info().repairs)
     t:set('k', 'new')
     assert.equal('new', t:get('k'))
@@ -467,10 +494,17 @@ describe('kv', function()
     local name = H.name()
     local t <close> = ipc.kv(name, { cleanup = true, size = 4096 })
     for i = 1, 30 do t:set('k' .. i, string.rep('v', i * 5)) end
+    -- the object's file: the one in ipc.dir() whose name ends in .NAME
+    local _, listing = H.sh('ls -a ' .. H.quote(ipc.dir()))
+    local file
+    for f in listing:gmatch('[^\n]+') do
+      if f:sub(-#name - 1) == '.' .. name then file = ipc.dir() .. '/' .. f end
+    end
+    assert.is_truthy(file)
     -- scribble over the index and the chunks (not over the lock)
     local st, _, err = H.run([[
-      local name, dir = select(2, ...)
-      local f = assert(io.open(dir .. '/ipcs.' .. name, 'r+b'))
+      local name, path = select(2, ...)
+      local f = assert(io.open(path, 'r+b'))
       local size = f:seek('end')
       math.randomseed(7)
       for round = 1, 3 do
@@ -489,7 +523,7 @@ describe('kv', function()
         end
       end
       print('survived')
-    ]], name, ipc.dir())
+    ]], name, file)
     assert.equal(0, st, err)
     assert.is_true(pcall(t.keys, t) ~= nil)
     -- clear() rebuilds everything from scratch: usable again

@@ -539,11 +539,10 @@ uint32_t ipc_kv_repair(ipc_kv *kv)
 	return cut;
 }
 
-int ipc_kv_lock(ipc_kv *kv, unsigned sigsnap, ipc_error *err)
+int ipc_kv_lock(ipc_kv *kv, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err)
 {
 	int died = 0;
-	ipc_deadline dl = ipc_deadline_never();
-	int r = ipc_rlock_lock(&kv->b->lock, &dl, sigsnap, &died, err);
+	int r = ipc_rlock_lock(&kv->b->lock, dl, sigsnap, &died, err);
 	if (r != IPC_OK)
 		return r;
 	if (died) {

@@ -62,9 +62,9 @@ typedef struct ipc_kv_buf {
 int ipc_kv_view(ipc_kv *kv, ipc_segment *seg);
 
 /* Take the table's lock, repairing it first when the previous holder died.
- * IPC_OK, IPC_INTERRUPTED, or IPC_ERR (err->code EDEADLK when this process
- * already holds it). */
-int ipc_kv_lock(ipc_kv *kv, unsigned sigsnap, ipc_error *err);
+ * IPC_OK, IPC_TIMEOUT, IPC_INTERRUPTED, or IPC_ERR (err->code EDEADLK when
+ * this process already holds it). */
+int ipc_kv_lock(ipc_kv *kv, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err);
 void ipc_kv_unlock(ipc_kv *kv);
 
 /* All of the following are called with the lock held.  None of them calls

@@ -55,7 +55,8 @@ static int kv_raise(lua_State *L, ipcl_handle *h, const ipc_error *err)
 static void kv_lock(lua_State *L, ipcl_handle *h, const char *fname)
 {
 	ipc_error err;
-	int r = ipc_kv_lock(&K(h)->kv, ipc_signal_count(), &err);
+	ipc_deadline dl = ipc_deadline_never();
+	int r = ipc_kv_lock(&K(h)->kv, &dl, ipc_signal_count(), &err);
 	if (r == IPC_OK)
 		return;
 	ipcl_check_interrupt(L, r);
@@ -71,6 +72,13 @@ static void kv_lock(lua_State *L, ipcl_handle *h, const char *fname)
 static void kv_unlock(ipcl_handle *h)
 {
 	ipc_kv_unlock(&K(h)->kv);
+}
+
+/* Do not keep a huge buffer around after one huge value or keys(). */
+static void trim_buffer(kvl *k)
+{
+	if (k->buf.cap > ((size_t)1 << 20))
+		ipc_kv_buf_free(&k->buf);
 }
 
 /* t:get(k) -> value or nil */
@@ -93,6 +101,7 @@ static int f_get(lua_State *L)
 	/* Decode from a Lua copy: a finalizer run during decoding could reuse
 	 * this handle's buffer. */
 	lua_pushlstring(L, k->buf.p, k->buf.len);
+	trim_buffer(k);
 	size_t len;
 	const char *s = lua_tolstring(L, -1, &len);
 	ipcl_decode(L, s, len);
@@ -157,6 +166,7 @@ static int f_keys(lua_State *L)
 	if (r != IPC_OK)
 		return kv_raise(L, h, &err);
 	lua_pushlstring(L, k->buf.p ? k->buf.p : "", k->buf.len);
+	trim_buffer(k);
 	size_t len;
 	const char *s = lua_tolstring(L, -1, &len);
 	lua_createtable(L, (int)n, 0);
@@ -336,15 +346,24 @@ static void kv_push_info(lua_State *L, ipcl_handle *h)
 {
 	ipc_kv *kv = &K(h)->kv;
 	ipc_error err;
-	int r = ipc_kv_lock(kv, ipc_signal_count(), &err);
+	/* info() must not hang `ipcsh ls` behind a long update: after a short
+	 * wait the counters are read unlocked (aligned words: at worst a
+	 * moment stale) and busy = true says so.  EDEADLK: called inside an
+	 * update of this table (ipc.list() from its function). */
+	ipc_deadline dl = ipc_deadline_in(100);
+	int r = ipc_kv_lock(kv, &dl, ipc_signal_count(), &err);
 	ipcl_check_interrupt(L, r);
-	if (r != IPC_OK && err.code != EDEADLK)
+	if (r == IPC_ERR && err.code != EDEADLK)
 		ipcl_raise_obj(L, h, &err);
-	/* EDEADLK: inside an update of this table (ipc.list() from its
-	 * function); this process holds the lock, so reading is safe. */
-	uint64_t count = kv->b->count, nfree = kv->b->free_count, repairs = kv->b->repairs;
+	uint64_t count = __atomic_load_n(&kv->b->count, __ATOMIC_RELAXED);
+	uint64_t nfree = __atomic_load_n(&kv->b->free_count, __ATOMIC_RELAXED);
+	uint64_t repairs = __atomic_load_n(&kv->b->repairs, __ATOMIC_RELAXED);
 	if (r == IPC_OK)
 		kv_unlock(h);
+	if (r == IPC_TIMEOUT) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "busy");
+	}
 	uint64_t size = (uint64_t)kv->nchunks * IPC_KV_CHUNK;
 	if (nfree > kv->nchunks)
 		nfree = kv->nchunks;
