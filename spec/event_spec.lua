@@ -257,6 +257,28 @@ describe('event', function()
     assert.equal('true', a.out)
   end)
 
+  it('a full waiter table is a clear error; the event keeps working', function()
+    local name = H.name()
+    local e <close> = ipc.event(name, { cleanup = true })
+    local st, out, err = H.run([[
+      local e = ipc.event(select(2, ...))
+      local kids = {}
+      for i = 1, 128 do kids[i] = ipc.fork(function() assert(e:wait(30000)) end) end
+      local t0 = ipc.clock()
+      while e:info().waiters < 128 and ipc.clock() - t0 < 20000 do ipc.sleep(10) end
+      assert(e:info().waiters == 128, 'waiters: ' .. e:info().waiters)
+      local ok, msg = pcall(e.wait, e, 10)
+      print(ok, msg)
+      e:set()
+      for i = 1, 128 do assert(kids[i]:wait(20000) == 0) end
+      assert(e:info().waiters == 0)
+      e:clear()
+      assert(e:wait(10) == false) -- slots are free again
+    ]], name)
+    assert.equal(0, st, err)
+    assert.matches('too many waiters', out)
+  end)
+
   it('SIGINT interrupts a wait promptly', function()
     local name = H.name()
     local e <close> = ipc.event(name, { cleanup = true })

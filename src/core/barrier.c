@@ -174,7 +174,7 @@ int ipc_barrier_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap,
 		return r;
 	uint32_t g = load32(&b->gen);
 	int n = count_current(b, g);
-	if (n + 1 >= count)
+	if (n > 0 && n + 1 >= count)
 		n = reap_dead(b, g);
 	if (n + 1 >= count) {
 		/* Last: the gen bump is the commit point of the round. */

@@ -27,13 +27,6 @@ static int f_wait(lua_State *L)
 	return 2;
 }
 
-static int f_count(lua_State *L)
-{
-	ipcl_handle *h = ipcl_check(L, 1, &barrier_type);
-	lua_pushinteger(L, (lua_Integer)h->seg->hdr->params[0]);
-	return 1;
-}
-
 static void barrier_parse_opts(lua_State *L, int opts, uint64_t *params, const char *fname)
 {
 	params[0] = (uint64_t)ipcl_opt_int_field(L, opts, "count", 0, 1, IPC_BARRIER_SLOTS, fname);
@@ -61,7 +54,7 @@ static void barrier_push_info(lua_State *L, ipcl_handle *h)
 	lua_setfield(L, -2, "waiter_pids");
 }
 
-static const luaL_Reg barrier_methods[] = {{"wait", f_wait}, {"count", f_count}, {NULL, NULL}};
+static const luaL_Reg barrier_methods[] = {{"wait", f_wait}, {NULL, NULL}};
 
 static const char *const barrier_options[] = {"count", NULL};
 
