@@ -132,6 +132,23 @@ describe('event', function()
     assert.is_false(e:is_set())
   end)
 
+  it('auto reset: sets go to the waiters oldest first', function()
+    local name = H.name()
+    local e <close> = ipc.event(name, { auto_reset = true, cleanup = true })
+    local kids = {}
+    for i = 1, 3 do
+      kids[i] = H.spawn(WAITER, name, '', '20000')
+      assert.truthy(H.wait_until(function() return waiters(e) == i end, 10000))
+    end
+    for i = 1, 3 do
+      e:set()
+      assert.equal(0, kids[i]:wait(10000), 'waiter ' .. i .. ' was not released')
+      assert.equal('true', kids[i].out)
+      for j = i + 1, 3 do assert.is_nil(kids[j]:wait(0)) end -- still waiting
+      assert.equal(3 - i, waiters(e))
+    end
+  end)
+
   it('auto reset: a set with no waiter is kept for the next waiter only', function()
     local name = H.name()
     local e <close> = ipc.event(name, { auto_reset = true, cleanup = true })

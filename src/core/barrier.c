@@ -19,8 +19,8 @@ typedef struct bar_slot {
 
 typedef struct bar_body {
 	ipc_rlock lock;
-	uint32_t gen; /* futex word: the current round */
-	uint32_t pad;
+	uint32_t gen;         /* futex word: the current round */
+	uint32_t hi;          /* every slot at index >= hi is free (scans stop there) */
 	int64_t last_reap_ns; /* throttles the waiters' liveness checks */
 	_Alignas(64) bar_slot slots[IPC_BARRIER_SLOTS];
 } bar_body;
@@ -61,6 +61,13 @@ static void store64(uint64_t *p, uint64_t v)
 	__atomic_store_n(p, v, __ATOMIC_SEQ_CST);
 }
 
+/* hi comes from shared memory: clamp it before using it as a bound. */
+static int limit(bar_body *b)
+{
+	uint32_t h = load32(&b->hi);
+	return h > IPC_BARRIER_SLOTS ? IPC_BARRIER_SLOTS : (int)h;
+}
+
 static int current(const bar_slot *s, uint32_t gen)
 {
 	return load64(&s->token) != 0 && load32(&s->gen) == gen;
@@ -69,7 +76,7 @@ static int current(const bar_slot *s, uint32_t gen)
 /* Clear the slots of finished rounds. */
 static void drop_stale(bar_body *b, uint32_t gen)
 {
-	for (int i = 0; i < IPC_BARRIER_SLOTS; i++) {
+	for (int i = 0, n = limit(b); i < n; i++) {
 		bar_slot *s = &b->slots[i];
 		if (load64(&s->token) && load32(&s->gen) != gen)
 			store64(&s->token, 0);
@@ -86,7 +93,13 @@ static void drop_stale(bar_body *b, uint32_t gen)
  *  - a withdrawal or a reap is one store: nothing to do. */
 static void bar_repair(bar_body *b)
 {
+	store32(&b->hi, IPC_BARRIER_SLOTS);
 	drop_stale(b, load32(&b->gen));
+	uint32_t hi = 0;
+	for (uint32_t i = 0; i < IPC_BARRIER_SLOTS; i++)
+		if (load64(&b->slots[i].token))
+			hi = i + 1;
+	store32(&b->hi, hi);
 	ipc_wake_word(&b->gen, -1);
 }
 
@@ -121,7 +134,7 @@ static int reap_dead(bar_body *b, uint32_t gen)
 {
 	int n = 0;
 	ipc_token me = ipc_self_token();
-	for (int i = 0; i < IPC_BARRIER_SLOTS; i++) {
+	for (int i = 0, lim = limit(b); i < lim; i++) {
 		bar_slot *s = &b->slots[i];
 		if (!current(s, gen))
 			continue;
@@ -139,7 +152,7 @@ static int reap_dead(bar_body *b, uint32_t gen)
 static int count_current(bar_body *b, uint32_t gen)
 {
 	int n = 0;
-	for (int i = 0; i < IPC_BARRIER_SLOTS; i++)
+	for (int i = 0, lim = limit(b); i < lim; i++)
 		n += current(&b->slots[i], gen);
 	return n;
 }
@@ -181,8 +194,10 @@ int ipc_barrier_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap,
 		store32(&b->gen, g + 1);
 		ipc_failpoint("barrier.completed");
 		drop_stale(b, g + 1);
+		store32(&b->hi, 0); /* every slot is free now */
 		unlock(b);
-		ipc_wake_word(&b->gen, -1);
+		if (n > 0) /* nobody else arrived (count 1): no one to wake */
+			ipc_wake_word(&b->gen, -1);
 		*is_last = 1;
 		return IPC_OK;
 	}
@@ -191,7 +206,8 @@ int ipc_barrier_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap,
 		return IPC_TIMEOUT;
 	}
 	bar_slot *s = NULL;
-	for (int i = 0; i < IPC_BARRIER_SLOTS && !s; i++)
+	int i = 0;
+	for (; i < IPC_BARRIER_SLOTS && !s; i++)
 		if (!current(&b->slots[i], g))
 			s = &b->slots[i];
 	if (!s) {
@@ -199,6 +215,9 @@ int ipc_barrier_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap,
 		return ipc_fail(err, 0, "barrier \"%s\": no free arrival slot (corrupt?)",
 		                seg->name);
 	}
+	/* raise hi before the token appears (i is one past the slot) */
+	if ((uint32_t)i > load32(&b->hi))
+		store32(&b->hi, (uint32_t)i);
 	/* free it first: a stale token with the new gen would be a phantom */
 	store64(&s->token, 0);
 	store32(&s->gen, g);
@@ -244,7 +263,7 @@ int ipc_barrier_info(ipc_segment *seg, ipc_barrier_state *st, ipc_error *err)
 		return IPC_ERR;
 	uint32_t g = load32(&b->gen);
 	reap_dead(b, g);
-	for (int i = 0; i < IPC_BARRIER_SLOTS; i++)
+	for (int i = 0, lim = limit(b); i < lim; i++)
 		if (current(&b->slots[i], g))
 			st->pids[st->arrived++] = IPC_TOKEN_PID(load64(&b->slots[i].token));
 	st->round = g;
