@@ -166,8 +166,8 @@ static void push_type_metatable(lua_State *L, const ipcl_type *t)
 }
 
 /* Build the per-object metatable: the type's metamethods, and __index = a
- * small table holding `name` whose own __index is the methods table (so a
- * method call is two table look-ups, no C call). */
+ * table holding `name` and the type's methods (so a method call is one
+ * table look-up, no C call). */
 static void set_object_metatable(lua_State *L, int ud, const ipcl_type *t, const char *name)
 {
 	ud = lua_absindex(L, ud);
@@ -180,13 +180,19 @@ static void set_object_metatable(lua_State *L, int ud, const ipcl_type *t, const
 		lua_rawset(L, -5);
 	}
 	lua_pop(L, 1);
-	lua_createtable(L, 0, 1); /* inst */
-	lua_pushstring(L, name);
-	lua_setfield(L, -2, "name");
+	lua_createtable(L, 0, 16); /* inst: name + the methods, one look-up away */
 	push_type_metatable(L, t);
 	lua_getfield(L, -1, "__methods_mt");
-	lua_setmetatable(L, -3);
-	lua_pop(L, 1);
+	lua_getfield(L, -1, "__index");
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, -7);
+	}
+	lua_pop(L, 3);
+	lua_pushstring(L, name);
+	lua_setfield(L, -2, "name");
 	lua_setfield(L, -2, "__index");
 	lua_setmetatable(L, ud);
 }
