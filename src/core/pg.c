@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define PG_SLICE_MS 20
@@ -219,19 +220,32 @@ int ipc_pg_wait_notify(ipc_pg *c, PGnotify **n, ipc_deadline dl, unsigned sigsna
 	}
 }
 
+/* The socket has data: 1 when that is the end of the stream (or an error). */
+static int at_eof(int fd)
+{
+	char b;
+	ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 int ipc_pg_alive(ipc_pg *c)
 {
 	if (c->lost || c->owner_pid != (int)getpid())
 		return !c->lost;
-	struct pollfd p = {PQsocket(c->conn), POLLIN, 0};
-	if (p.fd < 0 || PQstatus(c->conn) != CONNECTION_OK) {
+	int fd = PQsocket(c->conn);
+	if (fd < 0 || PQstatus(c->conn) != CONNECTION_OK) {
 		c->lost = 1;
 		return 0;
 	}
-	if (poll(&p, 1, 0) > 0 &&
-	    (!PQconsumeInput(c->conn) || PQstatus(c->conn) != CONNECTION_OK)) {
-		c->lost = 1;
-		return 0;
+	/* Twice: a server that ends the session sends a message, then EOF. */
+	for (int i = 0; i < 2; i++) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 0) <= 0)
+			break;
+		if (at_eof(fd) || !PQconsumeInput(c->conn) || PQstatus(c->conn) != CONNECTION_OK) {
+			c->lost = 1;
+			return 0;
+		}
 	}
 	return 1;
 }

@@ -1,0 +1,115 @@
+-- The shared behavioural specs against the PostgreSQL objects
+-- (ipc.connect), on a throwaway cluster (spec/support/pg.lua), plus what
+-- only the remote backend has: fencing tokens, connection loss, schema.
+local H = require 'spec.helper'
+local P = require 'spec.support.pg'
+
+local url
+local function connect()
+  if url then return H.ipc.connect(url) end
+  local ok, err = pcall(H.ipc.connect, 'postgresql://nobody@127.0.0.1:1/x')
+  if not ok and tostring(err):find('without PostgreSQL support', 1, true) then
+    return nil, 'ipcsh was built without PostgreSQL support (libpq-dev missing)'
+  end
+  local why
+  url, why = P.start()
+  if not url then return nil, 'PostgreSQL test cluster unavailable: ' .. tostring(why) end
+  return H.ipc.connect(url)
+end
+
+require('spec.support.shared_behaviour')('shared behaviour: PostgreSQL objects', {
+  setup = connect,
+  child = function() return ('NS = ipc.connect(%q)'):format(url) end,
+}, _ENV)
+
+describe('PostgreSQL only', function()
+  local net, skip = connect()
+  teardown(function() P.stop() end)
+
+  local function it_(what, fn)
+    if not net then return pending(what .. ': ' .. (skip or 'unavailable')) end
+    it(what, fn)
+  end
+
+  it_('fencing tokens increase with every acquisition, across processes', function()
+    local name = H.name('F')
+    local m = net.mutex(name)
+    local g = m:lock()
+    local t1 = m:token()
+    assert.is_true(math.type(t1) == 'integer')
+    m:unlock()
+    assert.is_nil(m:token())
+    local st, out = H.run(([[
+      local net = ipc.connect(%q)
+      local m = net.mutex(select(2, ...))
+      m:lock() print(m:token()) m:unlock()
+    ]]):format(url), name)
+    assert.are.equal(0, st)
+    local t2 = tonumber(out:match('%d+'))
+    assert.is_true(t2 > t1)
+    m:lock_shared()
+    assert.is_true(m:token() > t2)
+    m:unlock()
+    assert.truthy(g)
+    net.remove(name)
+  end)
+
+  it_('options that make no sense remotely are errors; file works as a name', function()
+    assert.has_error(function() net.mutex(H.name(), { mode = 384 }) end)
+    assert.has_error(function() net.mutex(H.name(), { cleanup = true }) end)
+    assert.has_error(function() net.mutex(H.name(), { bogus = 1 }) end)
+    assert.has_error(function() net.mutex('9bad') end)
+    assert.is_nil(net.shm)
+    assert.is_nil(net.condition)
+    assert.is_nil(net.barrier)
+    assert.is_nil(net.fork)
+    local a = net.mutex({ file = '/tmp/some/../x.lock' })
+    assert.are.equal(H.ipc.hash('/tmp/x.lock'), a.name)
+    local q = net.queue(H.name())
+    assert.has_error(function() net.mutex(q.name) end)
+    assert.has_error(function() net.queue(q.name, { assert = 'create' }) end)
+    assert.has_error(function() net.queue(H.name(), { assert = 'exists' }) end)
+    assert.is_true(q:remove())
+    assert.is_false(q:remove())
+    assert.is_true(a:remove())
+  end)
+
+  it_('list, remove and the versioned schema', function()
+    local name = H.name('L')
+    net.semaphore(name, { value = 3 })
+    local found
+    for _, info in ipairs(net.list()) do
+      if info.name == name then found = info end
+    end
+    assert.are.equal('semaphore', found.type)
+    assert.are.equal(3, found.value)
+    assert.is_true(net.remove(name))
+    assert.is_false(net.remove(name))
+    local st, out = H.run(([[
+      local net = ipc.connect(%q)
+      print(net._ns._conn:exec(nil, 'SELECT version FROM ipcsh.meta')[1][1])
+    ]]):format(url))
+    assert.are.equal(0, st)
+    assert.are.equal('1\n', out)
+  end)
+
+  it_('a lost connection is reported, and so are the locks it held', function()
+    local name = H.name('C')
+    local n2 = H.ipc.connect(url)
+    local m = n2.mutex(name)
+    assert.truthy(m:lock())
+    -- cut the session from the server side
+    net._ns._conn:exec(nil, 'SELECT pg_terminate_backend($1::int)', 'i', n2.backend_pid())
+    H.sleep(200)
+    local ok, err = pcall(m.held, m)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find('lost', 1, true))
+    assert.truthy(tostring(err):find(name, 1, true))
+    assert.has_error(function() m:unlock() end)
+    -- and the lock really is free for others
+    local m1 = net.mutex(name)
+    assert.truthy(m1:lock(2000))
+    m1:unlock()
+    net.remove(name)
+  end)
+end)
