@@ -112,4 +112,33 @@ describe('PostgreSQL only', function()
     m1:unlock()
     net.remove(name)
   end)
+
+  it_('ipcsh --db URL: ls, info, send, recv, post, wait, lock, rm', function()
+    local q, sem, m = H.name('Q'), H.name('S'), H.name('M')
+    local db = ' --db ' .. H.quote(url) .. ' '
+    local function run(args) return H.sh(H.quote(H.bin) .. db .. args) end
+    assert.are.equal(0, (run('send ' .. q .. ' --priority 3 hello')))
+    local st, out = run('ls --json')
+    assert.are.equal(0, st)
+    assert.truthy(out:find('"' .. q .. '"', 1, true))
+    st, out = run('info ' .. q)
+    assert.are.equal(0, st)
+    assert.truthy(out:find('count: 1', 1, true))
+    st, out = run('recv ' .. q .. ' --timeout 0')
+    assert.are.equal(0, st)
+    assert.are.equal('hello', out)
+    assert.are.equal(1, (run('recv ' .. q .. ' --timeout 50')))
+    assert.are.equal(0, (run('post ' .. sem .. ' 2')))
+    assert.are.equal(0, (run('wait ' .. sem .. ' --timeout 0')))
+    assert.are.equal(1, net.semaphore(sem):value())
+    -- lock: held (remotely) while CMD runs
+    st, out = run('lock ' .. m .. ' -- ' .. H.quote(H.bin) .. ' -e ' .. H.quote(([[
+      local m = ipc.connect(%q).mutex(%q) io.write(tostring(m:lock(0)))
+      os.exit(5)]]):format(url, m)))
+    assert.are.equal(5, st)
+    assert.are.equal('false', out)
+    assert.are.equal(0, (H.sh('IPCSH_DATABASE_URL=' .. H.quote(url) .. ' ' .. H.quote(H.bin) ..
+      ' rm ' .. q .. ' ' .. sem .. ' ' .. m)))
+    assert.are.equal(1, (run('rm ' .. q)))
+  end)
 end)

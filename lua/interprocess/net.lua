@@ -143,6 +143,8 @@ function M.namespace(conn, ipc, url)
   end
   api.list = function() return ns:list() end
   api.remove = function(name) return ns:remove(name) end
+  api.open = function(name) return ns:open_any(name) end
+  api.valid_name = valid_name
   api.type = function(o) return M.type(o) end
   api.close = function() ns:_check_lost('close'); conn:close() end
   api.url = url
@@ -291,6 +293,15 @@ function NS:list()
     end
   end
   return out
+end
+
+-- Open an existing object of whatever type it is.
+function NS:open_any(name)
+  if type(name) ~= 'string' then argerr('open', 1, 'string expected, got ' .. type(name)) end
+  self:_check_lost('open')
+  local rows = self:q('open', nil, 'SELECT type FROM ipcsh.objects WHERE name = $1', 't', name)
+  if not rows[1] then error(('open: no object named "%s"'):format(name), 2) end
+  return self:open(rows[1][1], name, { assert = 'exists' })
 end
 
 function NS:remove(name)
