@@ -136,7 +136,6 @@ function M.namespace(conn, ipc, url)
     conn:close()
     error(('ipc.connect: schema ipcsh has version %s, this ipcsh needs %d'):format(tostring(v), SCHEMA_VERSION), 2)
   end
-  conn:exec(nil, 'LISTEN ' .. CHANNEL)
   local api = {}
   for _, k in ipairs({ 'mutex', 'semaphore', 'queue', 'event', 'kv' }) do
     api[k] = function(...) return ns:open(k, ...) end
@@ -214,6 +213,35 @@ function NS:nap(fname, deadline)
     error(("%s: %s"):format(fname, self._lost), 3)
   end
   return true
+end
+
+-- Retry try() until it returns a value or the timeout passes (nil).  The
+-- connection LISTENs only while some call waits: a session that is not
+-- waiting is not a listener, so notifications cost nobody a wake-up.
+-- Retrying once after LISTEN closes the window in which a wake-up sent
+-- between the first try and the LISTEN would be missed.
+function NS:waitloop(fname, timeout, try)
+  local deadline = timeout and now_ms(self._ipc) + timeout
+  local r = try()
+  if r ~= nil or timeout == 0 then return r end
+  local listened = false
+  if not self._listening then
+    self:q(fname, nil, 'LISTEN ' .. CHANNEL)
+    self._listening, listened = true, true
+  end
+  local ok, res = pcall(function()
+    while true do
+      local x = try()
+      if x ~= nil then return x end
+      if not self:nap(fname, deadline) then return nil end
+    end
+  end)
+  if listened then
+    self._listening = false
+    if not self._lost then pcall(self.q, self, fname, nil, 'UNLISTEN ' .. CHANNEL) end
+  end
+  if not ok then error(res, 0) end
+  return res
 end
 
 local TYPES = {}
@@ -563,19 +591,13 @@ SELECT value, pg_notify(']] .. CHANNEL .. [[', $1::text) FROM s]]
 function sm.wait(o, timeout)
   local ns = Sem.check(o, 'wait')
   timeout = check_timeout('wait', 2, timeout)
-  local deadline = timeout and now_ms(ns._ipc) + timeout
-  local reclaimed = false
-  while true do
-    local rows = ns:q('wait', nil, SEM_TAKE, 'i', o._id)
-    if rows[1][1] > 0 then return true end
-    if o._undo and not reclaimed then
+  return ns:waitloop('wait', timeout, function()
+    if ns:q('wait', nil, SEM_TAKE, 'i', o._id)[1][1] > 0 then return true end
+    if o._undo then
       reclaim(o, 'wait')
-      reclaimed = true
-    else
-      if not ns:nap('wait', deadline) then return false end
-      reclaimed = false
+      if ns:q('wait', nil, SEM_TAKE, 'i', o._id)[1][1] > 0 then return true end
     end
-  end
+  end) or false
 end
 
 function sm.post(o, n)
@@ -692,38 +714,32 @@ function qm.send(o, msg, prio, timeout)
   end
   if prio < 0 or prio > INT32_MAX then argerr('send', 3, 'priority out of range 0..2147483647') end
   timeout = check_timeout('send', 4, timeout)
-  local deadline = timeout and now_ms(ns._ipc) + timeout
-  while true do
+  return ns:waitloop('send', timeout, function()
     local rows = ns:q('send', nil, Q_SEND, 'iib', o._id, prio, msg)
     if rows[1][1] > 0 then return true end
     row(o, 'send', 'SELECT 1 FROM ipcsh.queues WHERE id = $1')
-    if not ns:nap('send', deadline) then return false end
-  end
+  end) or false
 end
 
 function qm.receive(o, timeout)
   local ns = Queue.check(o, 'receive')
   timeout = check_timeout('receive', 2, timeout)
-  local deadline = timeout and now_ms(ns._ipc) + timeout
-  while true do
-    local rows = ns:q('receive', nil, Q_RECEIVE, 'ii', o._id, o._max_deliveries)
-    if rows[1] then return rows[1][1], rows[1][2] end
-    if not ns:nap('receive', deadline) then return nil end
-  end
+  local r = ns:waitloop('receive', timeout, function()
+    return ns:q('receive', nil, Q_RECEIVE, 'ii', o._id, o._max_deliveries)[1]
+  end)
+  if r then return r[1], r[2] end
+  return nil
 end
 
 function qm.with(o, fn, timeout)
   local ns = Queue.check(o, 'with')
   if type(fn) ~= 'function' then argerr('with', 2, 'function expected, got ' .. type(fn)) end
   timeout = check_timeout('with', 3, timeout)
-  local deadline = timeout and now_ms(ns._ipc) + timeout
   ns:q('with', nil, Q_SWEEP, 'ii', o._id, o._max_deliveries)
-  local m
-  while true do
-    local rows = ns:q('with', nil, Q_CLAIM, 'iii', o._id, o._max_deliveries, o._visibility)
-    if rows[1] then m = rows[1] break end
-    if not ns:nap('with', deadline) then return false end
-  end
+  local m = ns:waitloop('with', timeout, function()
+    return ns:q('with', nil, Q_CLAIM, 'iii', o._id, o._max_deliveries, o._visibility)[1]
+  end)
+  if not m then return false end
   local res = table.pack(pcall(fn, m[3], m[4]))
   if res[1] then
     ns:q('with', nil, Q_ACK, 'iii', m[1], m[2], o._id)
@@ -790,19 +806,15 @@ end
 function em.wait(o, timeout)
   local ns = Event.check(o, 'wait')
   timeout = check_timeout('wait', 2, timeout)
-  local deadline = timeout and now_ms(ns._ipc) + timeout
-  while true do
-    local ok
+  return ns:waitloop('wait', timeout, function()
     if o._auto then
       local rows = ns:q('wait', nil, 'UPDATE ipcsh.events SET is_set = false, version = version + 1' ..
         ' WHERE id = $1 AND is_set RETURNING id', 'i', o._id)
-      ok = rows[1] ~= nil
-    else
-      ok = row(o, 'wait', 'SELECT is_set FROM ipcsh.events WHERE id = $1')[1]
+      if rows[1] then return true end
+    elseif row(o, 'wait', 'SELECT is_set FROM ipcsh.events WHERE id = $1')[1] then
+      return true
     end
-    if ok then return true end
-    if not ns:nap('wait', deadline) then return false end
-  end
+  end) or false
 end
 Event.info = function(o, ns, t)
   local r = row(o, 'info', 'SELECT is_set, auto_reset, version FROM ipcsh.events WHERE id = $1')
