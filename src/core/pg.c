@@ -149,19 +149,11 @@ static void cancel(ipc_pg *c)
 	}
 }
 
-int ipc_pg_exec(ipc_pg *c, const char *sql, int n, const unsigned *types, const char *const *vals,
-                const int *lens, PGresult **res, ipc_deadline dl, unsigned sigsnap, ipc_error *err)
+/* Wait for the statement just sent; cancel it at the deadline / on a
+ * signal.  A result that arrives anyway is kept (the work was done). */
+static int await_result(ipc_pg *c, PGresult **res, ipc_deadline dl, unsigned sigsnap,
+                        ipc_error *err)
 {
-	int fmts[32];
-	*res = NULL;
-	if (usable(c, err) != IPC_OK)
-		return IPC_ERR;
-	if (n > 32)
-		return ipc_fail(err, 0, "too many query parameters");
-	for (int i = 0; i < n; i++)
-		fmts[i] = 1;
-	if (!PQsendQueryParams(c->conn, sql, n, (const Oid *)types, vals, lens, fmts, 1))
-		return lost(c, err);
 	int why = IPC_OK; /* set once we cancelled */
 	for (;;) {
 		if (!PQconsumeInput(c->conn))
@@ -182,6 +174,40 @@ int ipc_pg_exec(ipc_pg *c, const char *sql, int n, const unsigned *types, const 
 	int rc = collect(c, res, err);
 	if (rc == IPC_ERR && why != IPC_OK && strstr(err->msg, "57014")) /* query_canceled */
 		return why;
+	return rc;
+}
+
+int ipc_pg_exec(ipc_pg *c, const char *sql, const char *stmt, int n, const unsigned *types,
+                const char *const *vals, const int *lens, PGresult **res, ipc_deadline dl,
+                unsigned sigsnap, ipc_error *err)
+{
+	int fmts[32];
+	*res = NULL;
+	if (usable(c, err) != IPC_OK)
+		return IPC_ERR;
+	if (n > 32)
+		return ipc_fail(err, 0, "too many query parameters");
+	for (int i = 0; i < n; i++)
+		fmts[i] = 1;
+	int sent =
+	    stmt ? PQsendQueryPrepared(c->conn, stmt, n, vals, lens, fmts, 1)
+	         : PQsendQueryParams(c->conn, sql, n, (const Oid *)types, vals, lens, fmts, 1);
+	if (!sent)
+		return lost(c, err);
+	return await_result(c, res, dl, sigsnap, err);
+}
+
+int ipc_pg_prepare(ipc_pg *c, const char *stmt, const char *sql, int n, const unsigned *types,
+                   unsigned sigsnap, ipc_error *err)
+{
+	PGresult *res = NULL;
+	if (usable(c, err) != IPC_OK)
+		return IPC_ERR;
+	if (!PQsendPrepare(c->conn, stmt, sql, n, (const Oid *)types))
+		return lost(c, err);
+	int rc = await_result(c, &res, ipc_deadline_never(), sigsnap, err);
+	if (res)
+		PQclear(res);
 	return rc;
 }
 

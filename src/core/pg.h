@@ -22,13 +22,18 @@ ipc_pg *ipc_pg_connect(const char *conninfo, const char *appname, ipc_error *err
 void ipc_pg_close(ipc_pg *c);
 
 /* Run sql with n parameters (binary format, given type oids; vals[i] NULL
- * is SQL NULL).  Results come back in binary format.  Waits until dl, in
+ * is SQL NULL); with stmt, the statement prepared under that name instead
+ * (sql unused).  Results come back in binary format.  Waits until dl, in
  * slices, returning IPC_TIMEOUT or IPC_INTERRUPTED (signal since sigsnap)
  * after cancelling the statement; if the statement still completed, its
  * result is kept (IPC_OK).  On IPC_OK *res is the last result (caller
  * PQclear()s it).  An SQL error or a broken connection is IPC_ERR. */
-int ipc_pg_exec(ipc_pg *c, const char *sql, int n, const unsigned *types, const char *const *vals,
-                const int *lens, PGresult **res, ipc_deadline dl, unsigned sigsnap, ipc_error *err);
+int ipc_pg_exec(ipc_pg *c, const char *sql, const char *stmt, int n, const unsigned *types,
+                const char *const *vals, const int *lens, PGresult **res, ipc_deadline dl,
+                unsigned sigsnap, ipc_error *err);
+/* Prepare sql under the name stmt (IPC_OK, IPC_INTERRUPTED or IPC_ERR). */
+int ipc_pg_prepare(ipc_pg *c, const char *stmt, const char *sql, int n, const unsigned *types,
+                   unsigned sigsnap, ipc_error *err);
 /* Constant SQL (may hold several statements, no user data), no results. */
 int ipc_pg_script(ipc_pg *c, const char *sql, ipc_error *err);
 

@@ -18,6 +18,7 @@
 
 typedef struct lconn {
 	ipc_pg *pg; /* NULL once closed */
+	int nprep;  /* prepared statements so far (uservalue 1: sql -> name) */
 } lconn;
 
 static ipc_pg *check_conn(lua_State *L)
@@ -162,9 +163,29 @@ static int c_exec(lua_State *L)
 		vals[i] = (const char *)nums[i];
 		lens[i] = types[i] == 'B' ? 1 : 8;
 	}
-	PGresult *res = NULL;
+	/* Every statement text is prepared once per connection (planning costs
+	 * more than running most of ours). */
+	lconn *lc = lua_touserdata(L, 1);
+	unsigned snap = ipc_signal_count();
 	ipc_error err = {0};
-	int r = ipc_pg_exec(pg, sql, (int)nt, oids, vals, lens, &res, dl, ipc_signal_count(), &err);
+	lua_getiuservalue(L, 1, 1);
+	lua_pushvalue(L, 3);
+	if (lua_rawget(L, -2) != LUA_TSTRING) {
+		lua_pop(L, 1);
+		lua_pushfstring(L, "ipcsh_%d", lc->nprep + 1);
+		int r = ipc_pg_prepare(pg, lua_tostring(L, -1), sql, (int)nt, oids, snap, &err);
+		if (r == IPC_INTERRUPTED)
+			return luaL_error(L, "interrupted");
+		if (r != IPC_OK)
+			return luaL_error(L, "%s", err.msg);
+		lc->nprep++;
+		lua_pushvalue(L, 3);
+		lua_pushvalue(L, -2);
+		lua_rawset(L, -4);
+	}
+	const char *stmt = lua_tostring(L, -1);
+	PGresult *res = NULL;
+	int r = ipc_pg_exec(pg, sql, stmt, (int)nt, oids, vals, lens, &res, dl, snap, &err);
 	if (r == IPC_INTERRUPTED)
 		return luaL_error(L, "interrupted");
 	if (r == IPC_TIMEOUT) {
@@ -263,8 +284,11 @@ static int net_connect(lua_State *L)
 		return luaL_argerror(L, 1,
 		                     "a PostgreSQL URL or keyword string (or set "
 		                     "IPCSH_DATABASE_URL)");
-	lconn *c = lua_newuserdatauv(L, sizeof *c, 0);
+	lconn *c = lua_newuserdatauv(L, sizeof *c, 1);
 	c->pg = NULL; /* harmless closed state before connecting */
+	c->nprep = 0;
+	lua_newtable(L);
+	lua_setiuservalue(L, -2, 1);
 	luaL_setmetatable(L, CONN_MT);
 	char app[64];
 	snprintf(app, sizeof app, "ipcsh:%ld", (long)getpid());
