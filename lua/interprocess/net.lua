@@ -75,15 +75,18 @@ COMMIT;
 
 -- ---------------------------------------------------------------- helpers
 
-local function argerr(fname, n, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+local function argerr(fname, n, msg, level)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level or 3)
 end
 
 -- Timeout argument: nil/huge forever, 0 try, ms; negative/NaN error.
+-- (n counts self: method errors name the argument after it, as Lua's
+-- luaL_argerror does for a method call.)
 local function check_timeout(fname, n, t)
+  n = n - 1
   if t == nil or t == math.huge then return nil end
-  if math.type(t) == nil then argerr(fname, n, 'number (timeout in milliseconds) expected, got ' .. type(t)) end
-  if t ~= t or t < 0 then argerr(fname, n, 'timeout must be a non-negative number of milliseconds') end
+  if math.type(t) == nil then argerr(fname, n, 'number (timeout in milliseconds) expected, got ' .. type(t), 4) end
+  if t ~= t or t < 0 then argerr(fname, n, 'timeout must be a non-negative number of milliseconds', 4) end
   return t
 end
 
@@ -360,13 +363,13 @@ local function new_type(tname, options)
   local m = T.methods
   -- The handle at self, open; raises the "bad argument" / closed errors.
   T.check = function(o, fname)
-    if getmetatable(o) ~= T.mt then argerr(fname, 1, tname .. ' expected') end
+    if getmetatable(o) ~= T.mt then error(('calling \'%s\' on bad self (%s expected)'):format(fname, tname), 3) end
     if o._closed then error(('attempt to use a closed %s'):format(tname), 3) end
     o._ns:_check_lost(fname)
     return o._ns
   end
   function m.close(o)
-    if getmetatable(o) ~= T.mt then argerr('close', 1, tname .. ' expected') end
+    if getmetatable(o) ~= T.mt then error(('calling \'close\' on bad self (%s expected)'):format(tname), 2) end
     if T.on_close and not o._closed then T.on_close(o) end
     o._closed = true
   end
@@ -469,7 +472,7 @@ function mm.unlock(o)
 end
 
 local function with(o, fname, shared, fn, timeout)
-  if type(fn) ~= 'function' then argerr(fname, 2, 'function expected, got ' .. type(fn)) end
+  if type(fn) ~= 'function' then argerr(fname, 1, 'function expected, got ' .. type(fn)) end
   local g = do_lock(o, fname, shared, timeout)
   if not g then return false end
   local res = table.pack(pcall(fn))
@@ -603,7 +606,7 @@ end
 function sm.post(o, n)
   local ns = Sem.check(o, 'post')
   if n == nil then n = 1 end
-  if math.type(n) ~= 'integer' or n < 1 then argerr('post', 2, 'positive integer expected') end
+  if math.type(n) ~= 'integer' or n < 1 then argerr('post', 1, 'positive integer expected') end
   local rows = ns:q('post', nil, SEM_POST, 'ii', o._id, n)
   if not rows[1] then
     row(o, 'post', 'SELECT 1 FROM ipcsh.sems WHERE id = $1')
@@ -619,7 +622,7 @@ function sm.value(o)
 end
 
 function sm.with(o, fn, timeout)
-  if type(fn) ~= 'function' then argerr('with', 2, 'function expected, got ' .. type(fn)) end
+  if type(fn) ~= 'function' then argerr('with', 1, 'function expected, got ' .. type(fn)) end
   if not o:wait(timeout) then return false end
   local res = table.pack(pcall(fn))
   if res[1] then o:post() else pcall(o.post, o) end
@@ -703,16 +706,16 @@ SELECT count(*) FROM d]]
 
 function qm.send(o, msg, prio, timeout)
   local ns = Queue.check(o, 'send')
-  if type(msg) ~= 'string' then argerr('send', 2, 'string expected, got ' .. type(msg)) end
+  if type(msg) ~= 'string' then argerr('send', 1, 'string expected, got ' .. type(msg)) end
   if #msg > o._max_size then
-    argerr('send', 2, ('message of %d bytes exceeds max_size %d'):format(#msg, o._max_size))
+    argerr('send', 1, ('message of %d bytes exceeds max_size %d'):format(#msg, o._max_size))
   end
   if prio == nil then prio = 0 end
   if math.type(prio) ~= 'integer' then
     if math.type(prio) == 'float' and prio == math.floor(prio) then prio = math.tointeger(prio) end
-    if math.type(prio) ~= 'integer' then argerr('send', 3, 'integer priority expected') end
+    if math.type(prio) ~= 'integer' then argerr('send', 2, 'integer priority expected') end
   end
-  if prio < 0 or prio > INT32_MAX then argerr('send', 3, 'priority out of range 0..2147483647') end
+  if prio < 0 or prio > INT32_MAX then argerr('send', 2, 'priority out of range 0..2147483647') end
   timeout = check_timeout('send', 4, timeout)
   return ns:waitloop('send', timeout, function()
     local rows = ns:q('send', nil, Q_SEND, 'iib', o._id, prio, msg)
@@ -733,7 +736,7 @@ end
 
 function qm.with(o, fn, timeout)
   local ns = Queue.check(o, 'with')
-  if type(fn) ~= 'function' then argerr('with', 2, 'function expected, got ' .. type(fn)) end
+  if type(fn) ~= 'function' then argerr('with', 1, 'function expected, got ' .. type(fn)) end
   timeout = check_timeout('with', 3, timeout)
   ns:q('with', nil, Q_SWEEP, 'ii', o._id, o._max_deliveries)
   local m = ns:waitloop('with', timeout, function()
@@ -832,7 +835,7 @@ KV.create = function(ns, id, p, fname)
 end
 
 local function check_key(fname, k)
-  if type(k) ~= 'string' then argerr(fname, 2, 'string key expected, got ' .. type(k)) end
+  if type(k) ~= 'string' then argerr(fname, 1, 'string key expected, got ' .. type(k), 4) end
 end
 
 -- Inside a transaction: lock the table's row (writers take turns).
@@ -919,7 +922,7 @@ end
 function km.update(o, k, fn)
   local ns = KV.check(o, 'update')
   check_key('update', k)
-  if type(fn) ~= 'function' then argerr('update', 3, 'function expected, got ' .. type(fn)) end
+  if type(fn) ~= 'function' then argerr('update', 2, 'function expected, got ' .. type(fn)) end
   return ns:tx('update', function()
     local r = kv_lock(o, 'update')
     local rows = ns:q('update', nil, 'SELECT value FROM ipcsh.kv WHERE kv_id = $1 AND key = $2', 'ib', o._id, k)
@@ -934,7 +937,7 @@ function km.incr(o, k, n)
   KV.check(o, 'incr')
   check_key('incr', k)
   if n == nil then n = 1 end
-  if type(n) ~= 'number' then argerr('incr', 3, 'number expected, got ' .. type(n)) end
+  if type(n) ~= 'number' then argerr('incr', 2, 'number expected, got ' .. type(n)) end
   return o:update(k, function(old)
     if old ~= nil and type(old) ~= 'number' then
       error(('incr: value of key "%s" is a %s, not a number'):format(k, type(old)), 0)

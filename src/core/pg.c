@@ -154,7 +154,8 @@ static void cancel(ipc_pg *c)
 static int await_result(ipc_pg *c, PGresult **res, ipc_deadline dl, unsigned sigsnap,
                         ipc_error *err)
 {
-	int why = IPC_OK; /* set once we cancelled */
+	int why = IPC_OK;      /* set once we cancelled */
+	ipc_signals_install(); /* lua.c may have replaced our SIGINT handler */
 	for (;;) {
 		if (!PQconsumeInput(c->conn))
 			return lost(c, err);
@@ -232,6 +233,7 @@ int ipc_pg_wait_notify(ipc_pg *c, PGnotify **n, ipc_deadline dl, unsigned sigsna
 {
 	if (usable(c, err) != IPC_OK)
 		return IPC_ERR;
+	ipc_signals_install();
 	for (;;) {
 		if (!PQconsumeInput(c->conn))
 			return lost(c, err);
