@@ -141,4 +141,45 @@ describe('PostgreSQL only', function()
       ' rm ' .. q .. ' ' .. sem .. ' ' .. m)))
     assert.are.equal(1, (run('rm ' .. q)))
   end)
+
+  it_('queue: with() redelivers when fn overruns the visibility deadline; dead letters', function()
+    local name = H.name('V')
+    local q = net.queue(name, { visibility = 300, max_deliveries = 2 })
+    local other = H.ipc.connect(url).queue(name)
+    q:send('slow')
+    local second
+    local ok = q:with(function(m)
+      assert.is_nil(other:receive(0)) -- claimed: not visible yet
+      second = other:receive(5000)    -- visible again once 300 ms passed
+      return m
+    end)
+    assert.is_true(ok)
+    assert.are.equal('slow', second)
+    assert.are.equal(0, q:count())
+    -- a message whose fn keeps failing ends as a dead letter
+    q:send('poison')
+    for _ = 1, 2 do
+      assert.has_error(function() q:with(function() error('fail') end, 1000) end)
+    end
+    assert.is_false(q:with(function() end, 0))
+    local info = q:info()
+    assert.are.equal(1, info.dead_letters)
+    assert.are.equal(0, info.count)
+    assert.are.equal(0, q:clear())
+    assert.are.equal(0, q:info().dead_letters)
+    net.remove(name)
+  end)
+
+  it_('semaphore: posting past max is an error; values are read back', function()
+    local name = H.name('S')
+    local s = net.semaphore(name, { value = 1, max = 2 })
+    assert.is_true(s:post())
+    assert.has_error(function() s:post() end)
+    assert.are.equal(2, s:value())
+    assert.has_error(function() net.semaphore(H.name(), { value = 3, max = 2 }) end)
+    local r = table.pack(s:with(function() return 'x' end))
+    assert.are.same({ true, 'x', n = 2 }, r)
+    assert.are.equal(2, s:value())
+    net.remove(name)
+  end)
 end)

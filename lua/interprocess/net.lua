@@ -753,7 +753,8 @@ function qm.with(o, fn, timeout)
 end
 
 function qm.count(o)
-  Queue.check(o, 'count')
+  local ns = Queue.check(o, 'count')
+  ns:q('count', nil, Q_SWEEP, 'ii', o._id, o._max_deliveries)
   return row(o, 'count', 'SELECT count FROM ipcsh.queues WHERE id = $1')[1]
 end
 function qm.max_count(o) Queue.check(o, 'max_count') return o._max_count end
@@ -770,6 +771,7 @@ SELECT count(*) FROM d WHERE NOT dead]], 'i', o._id)
 end
 
 Queue.info = function(o, ns, t)
+  ns:q('info', nil, Q_SWEEP, 'ii', o._id, o._max_deliveries)
   local r = row(o, 'info', [[
 SELECT q.count, q.max_count, q.max_size, q.visibility_ms, q.max_deliveries,
   (SELECT count(*) FROM ipcsh.msgs m WHERE m.qid = q.id AND m.owner_pid IS NOT NULL AND NOT m.dead),
