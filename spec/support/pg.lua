@@ -40,21 +40,23 @@ function P.start()
   end
   local root = select(2, capture('id -u')):match('^0%s') ~= nil
   local user = os.getenv('IPCSH_PG_USER') or 'ipcshtest'
-  local as = ''
+  -- The sanitizer run preloads ASan into everything it starts: not into
+  -- the server.
+  local as = 'env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS '
   if root then
     if not sh('id -u ' .. user) and not sh('useradd -r -M -s /bin/false ' .. user) then
       state.why = 'cannot create the non-root user ' .. user .. ' for the test cluster'
       return nil, state.why
     end
-    as = 'runuser -u ' .. user .. ' -- '
+    as = as .. 'runuser -u ' .. user .. ' -- '
   else
     user = select(2, capture('id -un')):match('^(%S+)')
   end
-  local _, dir = capture('mktemp -d /tmp/ipcsh-pg.XXXXXX')
+  local _, dir = capture('env -u LD_PRELOAD mktemp -d /tmp/ipcsh-pg.XXXXXX')
   dir = dir:match('^(%S+)')
   state.dir = dir
   if root then sh('chown ' .. user .. ' ' .. q(dir)) end
-  local ok, out = capture(as .. q(bin .. '/initdb') .. ' -D ' .. q(dir .. '/data') .. ' -U ' .. user ..
+  local ok, out = capture(as .. 'timeout 120 ' .. q(bin .. '/initdb') .. ' -D ' .. q(dir .. '/data') .. ' -U ' .. user ..
     ' --auth=trust -E UTF8 --no-sync --no-instructions')
   if not ok then
     state.why = 'initdb failed: ' .. out
