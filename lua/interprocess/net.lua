@@ -130,7 +130,8 @@ local NS = {}
 NS.__index = NS
 
 function M.namespace(conn, ipc, url)
-  local ns = setmetatable({ _conn = conn, _ipc = ipc, _url = url, _held = {}, _tx = 0 }, NS)
+  local ns = setmetatable({ _conn = conn, _ipc = ipc, _url = url, _held = {}, _tx = 0, _pid = ipc.pid() },
+    NS)
   local rows = conn:exec(nil, "SELECT to_regclass('ipcsh.meta') IS NOT NULL")
   if not rows[1][1] then conn:script(SCHEMA) end
   rows = conn:exec(nil, 'SELECT max(version) FROM ipcsh.meta')
@@ -164,7 +165,10 @@ function NS:_lost_report()
   return 'connection to PostgreSQL lost; locks lost with it: ' .. table.concat(l, ', ')
 end
 
+local FORKED = 'PostgreSQL connection belongs to another process (forked child?): call ipc.connect again'
+
 function NS:_check_lost(fname)
+  if self._ipc.pid() ~= self._pid then error(('%s: %s'):format(fname, FORKED), 3) end
   if self._lost or not self._conn:alive() then
     self._lost = self._lost or self:_lost_report()
     error(("%s: %s"):format(fname, self._lost), 3)
