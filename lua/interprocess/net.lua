@@ -149,7 +149,10 @@ function M.namespace(conn, ipc, url)
   api.open = function(name) return ns:open_any(name) end
   api.valid_name = valid_name
   api.type = function(o) return M.type(o) end
-  api.close = function() ns:_check_lost('close'); conn:close() end
+  api.close = function()
+    ns._lost = ns._lost or 'connection closed by net.close()'
+    conn:close()
+  end
   api.url = url
   api.backend_pid = function() return conn:backend_pid() end
   api._ns = ns
@@ -168,10 +171,10 @@ end
 local FORKED = 'PostgreSQL connection belongs to another process (forked child?): call ipc.connect again'
 
 function NS:_check_lost(fname)
-  if self._ipc.pid() ~= self._pid then error(('%s: %s'):format(fname, FORKED), 3) end
+  if self._ipc.pid() ~= self._pid then error(('%s: %s'):format(fname, FORKED), 4) end
   if self._lost or not self._conn:alive() then
     self._lost = self._lost or self:_lost_report()
-    error(("%s: %s"):format(fname, self._lost), 3)
+    error(("%s: %s"):format(fname, self._lost), 4)
   end
 end
 
