@@ -32,11 +32,20 @@ endif
 endif
 
 LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PC))
+
+# PostgreSQL (ipc.connect) only when libpq is installed; PG=0 disables it.
+ifneq ($(PG),0)
+PG_OK := $(shell pkg-config --exists libpq 2>/dev/null && echo yes)
+endif
+ifeq ($(PG_OK),yes)
+PG_CFLAGS := -DIPCSH_WITH_PG $(shell pkg-config --cflags libpq)
+PG_LIBS := $(shell pkg-config --libs libpq)
+endif
 LUA_LIBS := $(shell pkg-config --libs $(LUA_PC))
 
 WARN := -Wall -Wextra -Werror -pedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
 	-Wpointer-arith -Wformat=2 -Wundef -Wvla -Wno-overlength-strings
-CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC -pthread $(WARN) $(SANFLAGS) $(CFLAGS)
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC -pthread $(WARN) $(SANFLAGS) $(PG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(SANFLAGS) $(LDFLAGS)
 
 CORE_SRC := $(sort $(wildcard src/core/*.c))
@@ -52,10 +61,10 @@ RUNNER_OBJ := $(RUNNER_SRC:%.c=$(B)/%.o)
 all: $(BIN)/ipcsh $(BIN)/interprocess.so
 
 $(BIN)/ipcsh: $(RUNNER_OBJ) $(LUA_OBJ) $(CORE_OBJ)
-	$(CC) -o $@ $^ $(LDFLAGS_ALL) -Wl,-E $(LUA_LIBS) -lm -ldl
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) -Wl,-E $(LUA_LIBS) $(PG_LIBS) -lm -ldl
 
 $(BIN)/interprocess.so: $(LUA_OBJ) $(CORE_OBJ)
-	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL)
+	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(PG_LIBS)
 
 # src/core/ is compiled without the Lua include path: it must not need it.
 $(B)/src/core/%.o: src/core/%.c $(wildcard src/core/*.h)

@@ -541,6 +541,9 @@ static int run_cli(lua_State *L, int argc, char **argv)
 
 static int is_command(const char *word)
 {
+	/* `ipcsh --db URL COMMAND ...`: the commands against PostgreSQL */
+	if (strcmp(word, "--db") == 0 || strncmp(word, "--db=", 5) == 0)
+		return 1;
 	for (int i = 0; commands[i]; i++)
 		if (strcmp(word, commands[i]) == 0)
 			return 1;

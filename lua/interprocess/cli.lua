@@ -8,6 +8,7 @@
 -- Exit codes: 0 success, 1 timed out (lock: the command's own status),
 -- 2 usage or bad input, with a message on stderr.
 local ipc = require 'interprocess'
+local ipc_local = ipc -- `--db URL` (or IPCSH_DATABASE_URL) swaps ipc for ipc.connect(URL)
 local json = require 'interprocess.json'
 
 local cli = {}
@@ -372,6 +373,25 @@ end
 cli.commands = commands
 
 function cli.main(args, native)
+  local db = os.getenv('IPCSH_DATABASE_URL')
+  if args[1] == '--db' or (args[1] or ''):match('^%-%-db=') then
+    local n = args[1] == '--db' and 2 or 1
+    db = n == 2 and args[2] or args[1]:sub(6)
+    if not db or db == '' then
+      say(io.stderr, '--db: missing database URL')
+      return EXIT_USAGE
+    end
+    args = table.move(args, n + 1, #args, 1, {})
+  end
+  ipc = ipc_local
+  if db and db ~= '' then
+    local ok, net = pcall(ipc_local.connect, db)
+    if not ok then
+      say(io.stderr, '%s', tostring(net))
+      return EXIT_USAGE
+    end
+    ipc = net
+  end
   local name = args[1]
   local command = commands[name]
   if not command then
