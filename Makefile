@@ -48,7 +48,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
 LUA_OBJ := $(LUA_SRC:%.c=$(B)/%.o) $(B)/embedded.o
 RUNNER_OBJ := $(RUNNER_SRC:%.c=$(B)/%.o)
 
-.PHONY: all test bench install uninstall clean format check-format
+.PHONY: all test bench install uninstall clean format check-format torture fuzz fuzz-quick fuzz-check valgrind
 all: $(BIN)/ipcsh $(BIN)/interprocess.so
 
 $(BIN)/ipcsh: $(RUNNER_OBJ) $(LUA_OBJ) $(CORE_OBJ)
@@ -78,6 +78,10 @@ $(B)/embedded.o: $(B)/embedded.c
 
 test: all
 	sh spec/run.sh $(BIN) $(if $(filter 1,$(SANITIZE)),sanitize,plain)
+
+# Crash torture (docs/reliability.md): >= TORTURE_KILLS (250) SIGKILLs per type.
+torture: all
+	IPCSH_DIR=$${IPCSH_DIR:-/dev/shm} $(BIN)/ipcsh torture/torture.lua long
 
 bench: all
 	sh bench/run.sh $(if $(QUICK),quick,full)
