@@ -101,7 +101,10 @@ valgrind: all
 	export IPCSH_DIR=$$(mktemp -d /dev/shm/ipcsh-vg.XXXXXX) && \
 	valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
 		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 \
-		$(BIN)/ipcsh torture/memcheck.lua; st=$$?; rm -rf "$$IPCSH_DIR"; exit $$st
+		$(BIN)/ipcsh torture/memcheck.lua && \
+	LUA_CPATH="$(BIN)/?.so;;" valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 \
+		lua5.4 torture/memcheck.lua; st=$$?; rm -rf "$$IPCSH_DIR"; exit $$st
 
 bench: all
 	sh bench/run.sh $(if $(QUICK),quick,full)
