@@ -714,7 +714,10 @@ local function run_type(tname)
   for i = 1, ctx.n do workers[i] = start(i) end
 
   local exits = 0
-  while ctx.kills < CFG.kills and ipc.clock() - t0 < CFG.max_ms do
+  -- at least MIN_KILLS even on a slow machine (within 4x the time budget)
+  local min_kills = long and 0 or 10
+  while (ctx.kills < CFG.kills and ipc.clock() - t0 < CFG.max_ms)
+    or (ctx.kills < min_kills and ipc.clock() - t0 < 4 * CFG.max_ms) do
     ipc.sleep(math.random() * 2 * CFG.gap_ms)
     local i = math.random(ctx.n)
     local h = workers[i]
