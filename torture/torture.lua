@@ -308,6 +308,9 @@ T.queue = {
         do
           local id = ctl:add(C.A, 1) -- allocated ids: 1..A
           local p = q_payload(id)
+          -- a little slower than flat out, so that a long run does not
+          -- exhaust the id space (Q_MAXID) before its kills are done
+          if id % 32 == 0 then ipc.sleep(1) end
           while not q:send(p, id % 3, 100) do
             if ctl:unpack('<i8', C.STOP) ~= 0 then ctl:add(C.B, 1) return end -- never sent
           end
