@@ -57,7 +57,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
 LUA_OBJ := $(LUA_SRC:%.c=$(B)/%.o) $(B)/embedded.o
 RUNNER_OBJ := $(RUNNER_SRC:%.c=$(B)/%.o)
 
-.PHONY: all test bench install uninstall clean format check-format
+.PHONY: all test bench install uninstall clean format check-format torture fuzz fuzz-quick fuzz-check valgrind
 all: $(BIN)/ipcsh $(BIN)/interprocess.so
 
 $(BIN)/ipcsh: $(RUNNER_OBJ) $(LUA_OBJ) $(CORE_OBJ)
@@ -87,6 +87,33 @@ $(B)/embedded.o: $(B)/embedded.c
 
 test: all
 	sh spec/run.sh $(BIN) $(if $(filter 1,$(SANITIZE)),sanitize,plain)
+
+# Crash torture (docs/reliability.md): >= TORTURE_KILLS (250) SIGKILLs per type.
+torture: all
+	IPCSH_DIR=$${IPCSH_DIR:-/dev/shm} $(BIN)/ipcsh torture/torture.lua long
+
+# libFuzzer harnesses (fuzz/README.md; needs clang + libclang-rt-14-dev).
+# make fuzz: FUZZ_SECONDS (60) per target; fuzz-quick: 5 s per target (CI);
+# fuzz-check: replay fuzz/regressions/ and the seeds.
+FUZZ_SECONDS ?= 60
+fuzz: all
+	cd fuzz && sh make_seeds.sh && $(MAKE) run FUZZ_TIME=$(FUZZ_SECONDS)
+
+fuzz-quick: all
+	cd fuzz && sh make_seeds.sh && $(MAKE) run FUZZ_TIME=5
+
+fuzz-check: all
+	cd fuzz && sh make_seeds.sh && $(MAKE) check
+
+# valgrind memcheck of every object in one process (docs/reliability.md).
+valgrind: all
+	export IPCSH_DIR=$$(mktemp -d /dev/shm/ipcsh-vg.XXXXXX) && \
+	valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 \
+		$(BIN)/ipcsh torture/memcheck.lua && \
+	LUA_CPATH="$(BIN)/?.so;;" valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 \
+		lua5.4 torture/memcheck.lua; st=$$?; rm -rf "$$IPCSH_DIR"; exit $$st
 
 bench: all
 	sh bench/run.sh $(if $(QUICK),quick,full)

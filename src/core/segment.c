@@ -400,7 +400,8 @@ int ipc_seg_list(void (*fn)(const char *name, void *ud), void *ud, ipc_error *er
 	}
 	closedir(d);
 	if (r == IPC_OK) {
-		qsort(names, n, sizeof *names, cmp_str);
+		if (n > 1) /* qsort(NULL, 0, ...) is undefined: an empty directory */
+			qsort(names, n, sizeof *names, cmp_str);
 		for (size_t i = 0; i < n; i++)
 			fn(names[i], ud);
 	}

@@ -50,6 +50,11 @@ static void journal(ipc_sem_body *b, int slot)
 
 static void commit(ipc_sem_body *b) { __atomic_store_n(&b->j_valid, 0, __ATOMIC_SEQ_CST); }
 
+/* Permits that can still be added to v without passing max.  The value
+ * and max live in shared memory: a corrupt pair (v < 0 or v > max) gives
+ * 0 rather than an overflowing subtraction. */
+static int64_t room(int64_t max, int64_t v) { return v >= 0 && v <= max ? max - v : 0; }
+
 /* Give back the permits of dead holders; returns how many. */
 static int64_t reap_holders(ipc_sem_body *b)
 {
@@ -60,8 +65,8 @@ static int64_t reap_holders(ipc_sem_body *b)
 			continue;
 		journal(b, k);
 		int64_t give = h->held > 0 ? h->held : 0;
-		if (give > b->max - b->value)
-			give = b->max - b->value;
+		if (give > room(b->max, b->value))
+			give = room(b->max, b->value);
 		b->value += give;
 		h->held = 0;
 		__atomic_store_n(&h->token, 0, __ATOMIC_RELEASE);
@@ -148,7 +153,7 @@ int ipc_sem_post(ipc_segment *seg, int64_t n, ipc_error *err)
 	if (!b->undo) {
 		int64_t v = __atomic_load_n(&b->value, __ATOMIC_SEQ_CST);
 		do {
-			if (n > b->max - v)
+			if (n > room(b->max, v))
 				return ipc_fail(err, 0, "post would exceed max (%lld)", (long long)b->max);
 		} while (!__atomic_compare_exchange_n(&b->value, &v, v + n, 1, __ATOMIC_SEQ_CST,
 		                                      __ATOMIC_SEQ_CST));
@@ -158,7 +163,7 @@ int ipc_sem_post(ipc_segment *seg, int64_t n, ipc_error *err)
 	int r = lock_i(b, err);
 	if (r != IPC_OK)
 		return r;
-	if (n > b->max - b->value) {
+	if (n > room(b->max, b->value)) {
 		ipc_rlock_unlock(&b->i);
 		return ipc_fail(err, 0, "post would exceed max (%lld)", (long long)b->max);
 	}
