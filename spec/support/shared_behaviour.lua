@@ -348,7 +348,7 @@ return function(title, B, E)
       assert.are.equal(20, t:get('u'))
       assert.is_true(t:delete('v'))
       assert.is_false(t:delete('v'))
-      assert.are.same({ 'n', 'u' }, t:keys())
+      local keys = t:keys() table.sort(keys) assert.are.same({ 'n', 'u' }, keys)
     end)
 
     it_('kv', 'kv: a full table is an error and keeps what it had', function()
