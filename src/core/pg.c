@@ -1,6 +1,8 @@
 /* PostgreSQL connection handling for the remote objects (see pg.h). */
 #include "pg.h"
 
+#include <fcntl.h>
+
 #ifdef IPCSH_WITH_PG
 #include "signals.h"
 
@@ -73,9 +75,16 @@ void ipc_pg_close(ipc_pg *c)
 {
 	if (!c)
 		return;
-	/* A forked child must not send Terminate on its parent's session. */
-	if (c->owner_pid == (int)getpid())
-		PQfinish(c->conn);
+	/* A forked child must not send Terminate on its parent's session: point
+	 * its copy of the socket at /dev/null first, then free as usual. */
+	if (c->owner_pid != (int)getpid() && PQsocket(c->conn) >= 0) {
+		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (nul >= 0) {
+			dup2(nul, PQsocket(c->conn));
+			close(nul);
+		}
+	}
+	PQfinish(c->conn);
 	free(c);
 }
 
