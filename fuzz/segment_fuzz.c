@@ -20,6 +20,7 @@
 #include "../src/core/condition.h"
 #include "../src/core/event.h"
 #include "../src/core/kv.h"
+#include "../src/core/signals.h"
 #include "../src/core/mutex.h"
 #include "../src/core/names.h"
 #include "../src/core/queue.h"
@@ -119,7 +120,8 @@ static void exercise(ipc_segment *seg)
 		ipc_kv kv;
 		if (ipc_kv_view(&kv, seg) != IPC_OK)
 			break;
-		if (ipc_kv_lock(&kv, 0, &err) != IPC_OK)
+		ipc_deadline kdl = ipc_deadline_in(0);
+		if (ipc_kv_lock(&kv, &kdl, IPC_UNINTERRUPTIBLE, &err) != IPC_OK)
 			break;
 		ipc_kv_buf out = { 0 };
 		uint32_t n = 0;

@@ -190,7 +190,9 @@ static void set_object_metatable(lua_State *L, int ud, const ipcl_type *t, const
 		lua_insert(L, -2);
 		lua_rawset(L, -7);
 	}
-	lua_pop(L, 3);
+	lua_pop(L, 1);
+	lua_setmetatable(L, -3); /* the type's methods stay reachable behind inst */
+	lua_pop(L, 1);
 	lua_pushstring(L, name);
 	lua_setfield(L, -2, "name");
 	lua_setfield(L, -2, "__index");
