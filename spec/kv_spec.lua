@@ -1,7 +1,7 @@
 local H = require 'spec.helper'
 local ipc = H.ipc
 
--- Chunk geometry of the storage engine (docs/design/kv.md).
+-- Chunk geometry of the storage engine (docs/design.md).
 local CHUNK, FIRST, NEXT = 64, 44, 60
 local function chunks_for(bytes)
   if bytes <= FIRST then return 1 end

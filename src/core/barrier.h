@@ -1,6 +1,6 @@
 /* barrier: `count` parties meet, round after round.  params[0] = count
  * (1..IPC_BARRIER_SLOTS).  Arrivals are per-process slots tagged with the
- * round (generation) they belong to; see docs/design/event_barrier.md. */
+ * round (generation) they belong to; see docs/design.md. */
 #ifndef IPC_BARRIER_H
 #define IPC_BARRIER_H
 

@@ -1,5 +1,5 @@
 /* The value codec: writer buffer and the bounds-checked reader.  See
- * codec.h for the grammar and docs/design/codec.md for the details. */
+ * codec.h for the grammar and docs/design.md for the details. */
 #include "codec.h"
 
 #include <math.h>

@@ -5,7 +5,7 @@
  * that was waiting when a set()+clear() pulse went by (generation count).
  * Auto reset: each set() is handed to the oldest registered live waiter
  * (its own futex word in a slot); with no waiter it is kept as the flag for
- * the next one.  See docs/design/event_barrier.md. */
+ * the next one.  See docs/design.md. */
 #ifndef IPC_EVENT_H
 #define IPC_EVENT_H
 

@@ -1,5 +1,5 @@
 /* kv storage engine: chunks, chains, hash index, crash repair.
- * The protocol and every repair case: docs/design/kv.md. */
+ * The protocol and every repair case: docs/design.md. */
 #include "kv.h"
 
 #include "names.h"

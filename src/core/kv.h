@@ -4,7 +4,7 @@
  * Storage is an array of 64-byte chunks with no external fragmentation: a
  * record (key + value) is a chain of chunks, records hang off a hash index
  * of buckets.  Every mutation commits with one aligned 32-bit store (see
- * docs/design/kv.md); whatever a killed process leaves behind is repaired
+ * docs/design.md); whatever a killed process leaves behind is repaired
  * by the next locker with a mark & sweep over the chunks.
  *
  * params[0] = storage bytes (rounded down to whole chunks). */

@@ -1,4 +1,4 @@
-/* queue: see queue.h and docs/design/queue.md.
+/* queue: see queue.h and docs/design.md.
  *
  * Every change happens under the object's robust lock, in one short critical
  * section.  The cells are the truth; a cell's state is stored last (release

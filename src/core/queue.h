@@ -1,7 +1,7 @@
 /* queue: a crash-consistent priority message queue in one segment.
  *
  * params[0] = max_count (messages), params[1] = max_size (bytes each).
- * Body layout (docs/design/queue.md):
+ * Body layout (docs/design.md):
  *   ipc_qhdr | cells[max_count] | heap[max_count] | free[max_count] | data
  * The cells are the truth (FREE / READY / INFLIGHT, with seq, priority,
  * length and, when in flight, the receiver's token); the heap, the free

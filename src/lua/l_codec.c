@@ -1,5 +1,5 @@
 /* ipc.encode / ipc.decode: walk Lua values into the core codec format
- * (src/core/codec.h, docs/design/codec.md) and back.
+ * (src/core/codec.h, docs/design.md) and back.
  *
  * Encoding.  All C memory of an encode belongs to a userdata (enc_mem,
  * with __gc), so a Lua error raised anywhere in the walk leaks nothing.  One
