@@ -39,7 +39,7 @@ PG_OK := $(shell pkg-config --exists libpq 2>/dev/null && echo yes)
 endif
 ifeq ($(PG_OK),yes)
 PG_CFLAGS := -DIPCSH_WITH_PG $(shell pkg-config --cflags libpq)
-PG_LIBS := $(shell pkg-config --libs libpq)
+PG_LIBS := # libpq is dlopen()ed at the first ipc.connect (src/core/pq_dyn.h)
 endif
 LUA_LIBS := $(shell pkg-config --libs $(LUA_PC))
 

@@ -49,6 +49,8 @@ ipc_pg *ipc_pg_connect(const char *conninfo, const char *appname, ipc_error *err
 {
 	const char *keys[] = {"dbname", "application_name", "client_encoding", NULL};
 	const char *vals[] = {conninfo ? conninfo : "", appname, "UTF8", NULL};
+	if (ipc_pq_load(err) != IPC_OK)
+		return NULL;
 	ipc_pg *c = calloc(1, sizeof *c);
 	if (!c) {
 		ipc_fail_os(err, ENOMEM, "ipc.connect");

@@ -8,7 +8,7 @@
 #include "common.h"
 
 #ifdef IPCSH_WITH_PG
-#include <libpq-fe.h>
+#include "pq_dyn.h"
 
 typedef struct ipc_pg {
 	PGconn *conn;
