@@ -22,8 +22,7 @@ typedef struct ipc_error {
 } ipc_error;
 
 /* Fill err and return IPC_ERR. */
-int ipc_fail(ipc_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int ipc_fail(ipc_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Same, appending ": strerror(code)". */
 int ipc_fail_os(ipc_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

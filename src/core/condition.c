@@ -5,7 +5,10 @@
 #include "slots.h"
 #include "wait.h"
 
-static ipc_cond_body *body_of(ipc_segment *seg) { return seg->body; }
+static ipc_cond_body *body_of(ipc_segment *seg)
+{
+	return seg->body;
+}
 
 static int cond_layout(const uint64_t *params, uint64_t *body_size, ipc_error *err)
 {
@@ -40,8 +43,8 @@ static int lock_i(ipc_cond_body *b, ipc_error *err)
 	return r;
 }
 
-int ipc_cond_wait(ipc_segment *cond, ipc_segment *mutex, const ipc_deadline *dl,
-                  unsigned sigsnap, ipc_error *err)
+int ipc_cond_wait(ipc_segment *cond, ipc_segment *mutex, const ipc_deadline *dl, unsigned sigsnap,
+                  ipc_error *err)
 {
 	ipc_cond_body *b = body_of(cond);
 	if (ipc_mutex_held(mutex) != IPC_HELD_EXCLUSIVE)
@@ -82,8 +85,8 @@ int ipc_cond_wait(ipc_segment *cond, ipc_segment *mutex, const ipc_deadline *dl,
 		ipc_rlock_unlock(&b->i);
 	}
 	ipc_deadline never = ipc_deadline_never();
-	int lr = ipc_mutex_lock(mutex, 0, &never, r == IPC_INTERRUPTED ? IPC_UNINTERRUPTIBLE : sigsnap,
-	                        err);
+	int lr = ipc_mutex_lock(mutex, 0, &never,
+	                        r == IPC_INTERRUPTED ? IPC_UNINTERRUPTIBLE : sigsnap, err);
 	if (lr != IPC_OK)
 		return lr;
 	return r;

@@ -34,8 +34,8 @@ extern const ipc_type_ops ipc_condition_ops;
 /* Release the mutex (held exclusively by this process), wait, re-lock.
  * IPC_OK (signalled), IPC_TIMEOUT (re-locked all the same), IPC_INTERRUPTED
  * or IPC_ERR. */
-int ipc_cond_wait(ipc_segment *cond, ipc_segment *mutex, const ipc_deadline *dl,
-                  unsigned sigsnap, ipc_error *err);
+int ipc_cond_wait(ipc_segment *cond, ipc_segment *mutex, const ipc_deadline *dl, unsigned sigsnap,
+                  ipc_error *err);
 /* Wake one (all = 0) or every waiter; returns how many were woken. */
 int ipc_cond_signal(ipc_segment *cond, int all, ipc_error *err);
 uint32_t ipc_cond_waiters(ipc_segment *cond);

@@ -6,7 +6,10 @@
 
 #include <string.h>
 
-static ipc_mutex_body *body_of(ipc_segment *seg) { return seg->body; }
+static ipc_mutex_body *body_of(ipc_segment *seg)
+{
+	return seg->body;
+}
 
 static ipc_mutex_local *local_of(ipc_segment *seg)
 {
@@ -224,7 +227,10 @@ int ipc_mutex_unlock(ipc_segment *seg, ipc_error *err)
 	return IPC_OK;
 }
 
-int ipc_mutex_held(ipc_segment *seg) { return local_of(seg)->mode; }
+int ipc_mutex_held(ipc_segment *seg)
+{
+	return local_of(seg)->mode;
+}
 
 int ipc_mutex_state_get(ipc_segment *seg, ipc_mutex_state *st, ipc_error *err)
 {
@@ -257,5 +263,5 @@ static void mutex_release(ipc_segment *seg)
 		ipc_mutex_unlock(seg, &ignored);
 }
 
-const ipc_type_ops ipc_mutex_ops = {IPC_T_MUTEX,  "mutex",      sizeof(ipc_mutex_local),
+const ipc_type_ops ipc_mutex_ops = {IPC_T_MUTEX,  "mutex",    sizeof(ipc_mutex_local),
                                     mutex_layout, mutex_init, mutex_release};

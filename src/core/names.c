@@ -7,8 +7,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
 
 int ipc_name_valid(const char *s, size_t len)
 {

@@ -14,10 +14,10 @@ int ipc_pq_load(ipc_error *err)
 	void *h = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
 	if (!h)
 		return ipc_fail(err, 0, "cannot load libpq (install libpq5): %s", dlerror());
-#define IPC_PQ_RESOLVE(f)                                                                    \
-	if (!(*(void **)&ipc_pq.f = dlsym(h, #f))) {                                         \
-		dlclose(h);                                                                  \
-		return ipc_fail(err, 0, "libpq lacks %s", #f);                               \
+#define IPC_PQ_RESOLVE(f)                                                                          \
+	if (!(*(void **)&ipc_pq.f = dlsym(h, #f))) {                                               \
+		dlclose(h);                                                                        \
+		return ipc_fail(err, 0, "libpq lacks %s", #f);                                     \
 	}
 	IPC_PQ_FUNCS(IPC_PQ_RESOLVE)
 #undef IPC_PQ_RESOLVE

@@ -9,13 +9,15 @@
 
 #include <libpq-fe.h>
 
-#define IPC_PQ_FUNCS(X)                                                                      \
-	X(PQbackendPID) X(PQcancel) X(PQclear) X(PQcmdTuples) X(PQconnectdbParams)           \
-	X(PQconsumeInput) X(PQerrorMessage) X(PQfinish) X(PQfreeCancel) X(PQfreemem)         \
-	X(PQftype) X(PQgetCancel) X(PQgetResult) X(PQgetisnull) X(PQgetlength)                \
-	X(PQgetvalue) X(PQisBusy) X(PQnfields) X(PQnotifies) X(PQntuples)                     \
-	X(PQresultErrorField) X(PQresultErrorMessage) X(PQresultStatus) X(PQsendPrepare)      \
+/* clang-format off */
+#define IPC_PQ_FUNCS(X) \
+	X(PQbackendPID) X(PQcancel) X(PQclear) X(PQcmdTuples) X(PQconnectdbParams) \
+	X(PQconsumeInput) X(PQerrorMessage) X(PQfinish) X(PQfreeCancel) X(PQfreemem) \
+	X(PQftype) X(PQgetCancel) X(PQgetResult) X(PQgetisnull) X(PQgetlength) \
+	X(PQgetvalue) X(PQisBusy) X(PQnfields) X(PQnotifies) X(PQntuples) \
+	X(PQresultErrorField) X(PQresultErrorMessage) X(PQresultStatus) X(PQsendPrepare) \
 	X(PQsendQuery) X(PQsendQueryParams) X(PQsendQueryPrepared) X(PQsocket) X(PQstatus)
+/* clang-format on */
 
 #define IPC_PQ_FIELD(f) __typeof__(&f) f;
 struct ipc_pq_api {

@@ -90,6 +90,12 @@ int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *
 	}
 }
 
-void ipc_rlock_consistent(ipc_rlock *l) { pthread_mutex_consistent(&l->m); }
+void ipc_rlock_consistent(ipc_rlock *l)
+{
+	pthread_mutex_consistent(&l->m);
+}
 
-void ipc_rlock_unlock(ipc_rlock *l) { pthread_mutex_unlock(&l->m); }
+void ipc_rlock_unlock(ipc_rlock *l)
+{
+	pthread_mutex_unlock(&l->m);
+}

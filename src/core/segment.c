@@ -22,7 +22,10 @@ static const char *const type_names[IPC_T_MAX + 1] = {
 
 static ipc_segment *mapped; /* this process's mappings */
 
-const char *ipc_type_name(uint32_t id) { return id <= IPC_T_MAX ? type_names[id] : NULL; }
+const char *ipc_type_name(uint32_t id)
+{
+	return id <= IPC_T_MAX ? type_names[id] : NULL;
+}
 
 const char *ipc_dir(void)
 {
@@ -43,16 +46,17 @@ static uint64_t header_checksum(const ipc_header *h)
 	return ipc_hash64(h, offsetof(ipc_header, checksum));
 }
 
-int ipc_header_check(const ipc_header *h, uint64_t file_size, uint32_t want_type,
-                     const char *name, ipc_error *err)
+int ipc_header_check(const ipc_header *h, uint64_t file_size, uint32_t want_type, const char *name,
+                     ipc_error *err)
 {
 	if (file_size < sizeof(ipc_header))
-		return ipc_fail(err, 0, "\"%s\" is truncated (%llu bytes): not a valid object", name,
-		                (unsigned long long)file_size);
+		return ipc_fail(err, 0, "\"%s\" is truncated (%llu bytes): not a valid object",
+		                name, (unsigned long long)file_size);
 	if (memcmp(h->magic, IPC_MAGIC, 8) != 0)
 		return ipc_fail(err, 0, "\"%s\" is not an ipcsh object (bad magic)", name);
 	if (h->version != IPC_LAYOUT_VERSION)
-		return ipc_fail(err, 0, "\"%s\" has unsupported layout version %u (this build reads %d)",
+		return ipc_fail(err, 0,
+		                "\"%s\" has unsupported layout version %u (this build reads %d)",
 		                name, h->version, IPC_LAYOUT_VERSION);
 	if (h->checksum != header_checksum(h))
 		return ipc_fail(err, 0, "\"%s\" is corrupt (header checksum mismatch)", name);
@@ -60,9 +64,9 @@ int ipc_header_check(const ipc_header *h, uint64_t file_size, uint32_t want_type
 		return ipc_fail(err, 0, "\"%s\" is corrupt (unknown type %u)", name, h->type);
 	if (h->header_size != IPC_HEADER_SIZE || h->total_size != file_size ||
 	    h->total_size < h->header_size || h->total_size - h->header_size > IPC_BODY_MAX)
-		return ipc_fail(err, 0,
-		                "\"%s\" is corrupt (header says %llu bytes, segment has %llu)", name,
-		                (unsigned long long)h->total_size, (unsigned long long)file_size);
+		return ipc_fail(
+		    err, 0, "\"%s\" is corrupt (header says %llu bytes, segment has %llu)", name,
+		    (unsigned long long)h->total_size, (unsigned long long)file_size);
 	if (h->name_len > IPC_NAME_MAX || h->name_len >= sizeof h->name)
 		return ipc_fail(err, 0, "\"%s\" is corrupt (bad name length)", name);
 	if (want_type && h->type != want_type)
@@ -114,7 +118,8 @@ static int map_fd(ipc_segment **out, int fd, const char *name, const char *path,
 	if (ops->layout(h.params, &body_size, err))
 		return ipc_fail(err, 0, "\"%s\" is corrupt (%s)", name, err->msg);
 	if (body_size != h.total_size - h.header_size)
-		return ipc_fail(err, 0, "\"%s\" is corrupt (sizes do not match its parameters)", name);
+		return ipc_fail(err, 0, "\"%s\" is corrupt (sizes do not match its parameters)",
+		                name);
 	seg = calloc(1, sizeof *seg);
 	void *local = ops->local_size ? calloc(1, ops->local_size) : NULL;
 	if (!seg || (ops->local_size && !local)) {
@@ -254,7 +259,8 @@ int ipc_seg_open(ipc_segment **out, const char *name, const ipc_type_ops *ops,
 			if (err->code != ENOENT)
 				return IPC_ERR;
 			if (o->assert_mode == IPC_OPEN_EXISTS)
-				return ipc_fail(err, ENOENT, "%s \"%s\" does not exist", ops->name, name);
+				return ipc_fail(err, ENOENT, "%s \"%s\" does not exist", ops->name,
+				                name);
 		}
 		int r = create_new(out, name, path, ops, o, err);
 		if (r == IPC_OK) {
@@ -270,7 +276,8 @@ int ipc_seg_open(ipc_segment **out, const char *name, const ipc_type_ops *ops,
 	return ipc_fail(err, EAGAIN, "%s \"%s\": keeps disappearing while opened", ops->name, name);
 opened:
 	if (o->cleanup)
-		ipc_cleanup_add((*out)->path, (unsigned long)(*out)->dev, (unsigned long)(*out)->ino);
+		ipc_cleanup_add((*out)->path, (unsigned long)(*out)->dev,
+		                (unsigned long)(*out)->ino);
 	return IPC_OK;
 }
 

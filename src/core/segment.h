@@ -36,26 +36,26 @@ enum ipc_type_id {
 
 /* Immutable after creation; covered by the checksum. */
 typedef struct ipc_header {
-	char magic[8];          /* IPC_MAGIC */
-	uint32_t version;       /* IPC_LAYOUT_VERSION */
-	uint32_t type;          /* enum ipc_type_id */
-	uint64_t header_size;   /* IPC_HEADER_SIZE */
-	uint64_t total_size;    /* header + body, == the file's size */
+	char magic[8];                /* IPC_MAGIC */
+	uint32_t version;             /* IPC_LAYOUT_VERSION */
+	uint32_t type;                /* enum ipc_type_id */
+	uint64_t header_size;         /* IPC_HEADER_SIZE */
+	uint64_t total_size;          /* header + body, == the file's size */
 	uint64_t params[IPC_NPARAMS]; /* type-specific sizes and flags */
 	int64_t creator_pid;
-	int64_t created_ns;     /* CLOCK_REALTIME at creation */
+	int64_t created_ns; /* CLOCK_REALTIME at creation */
 	uint32_t name_len;
 	char name[256];
 	uint32_t reserved;
-	uint64_t checksum;      /* ipc_hash64 of the bytes before it */
+	uint64_t checksum; /* ipc_hash64 of the bytes before it */
 } ipc_header;
 
 struct ipc_segment;
 
 typedef struct ipc_type_ops {
 	uint32_t id;
-	const char *name;        /* "mutex" */
-	size_t local_size;       /* bytes of process-local state per object */
+	const char *name;  /* "mutex" */
+	size_t local_size; /* bytes of process-local state per object */
 	/* Validate creation params (filling defaults is the binding's job)
 	 * and compute the body size. */
 	int (*layout)(const uint64_t *params, uint64_t *body_size, ipc_error *err);
@@ -86,9 +86,9 @@ typedef struct ipc_segment {
 enum { IPC_OPEN_ANY = 0, IPC_OPEN_CREATE = 1, IPC_OPEN_EXISTS = 2 };
 
 typedef struct ipc_open_opts {
-	int assert_mode;   /* IPC_OPEN_* */
-	unsigned mode;     /* permission bits for a new object */
-	int cleanup;       /* remove at exit */
+	int assert_mode; /* IPC_OPEN_* */
+	unsigned mode;   /* permission bits for a new object */
+	int cleanup;     /* remove at exit */
 	uint64_t params[IPC_NPARAMS];
 } ipc_open_opts;
 
@@ -104,8 +104,8 @@ void ipc_seg_release(ipc_segment *seg);
 /* Read and validate NAME's header without knowing its type. */
 int ipc_seg_peek(const char *name, ipc_header *hdr, ipc_error *err);
 /* Validate a header against the real file size (and want_type unless 0). */
-int ipc_header_check(const ipc_header *h, uint64_t file_size, uint32_t want_type,
-                     const char *name, ipc_error *err);
+int ipc_header_check(const ipc_header *h, uint64_t file_size, uint32_t want_type, const char *name,
+                     ipc_error *err);
 
 /* Remove NAME: 1 removed, 0 not there, IPC_ERR. */
 int ipc_seg_unlink(const char *name, ipc_error *err);

@@ -6,7 +6,10 @@
 
 #include <string.h>
 
-static ipc_sem_body *body_of(ipc_segment *seg) { return seg->body; }
+static ipc_sem_body *body_of(ipc_segment *seg)
+{
+	return seg->body;
+}
 
 static int sem_layout(const uint64_t *params, uint64_t *body_size, ipc_error *err)
 {
@@ -48,12 +51,18 @@ static void journal(ipc_sem_body *b, int slot)
 	__atomic_store_n(&b->j_valid, 1, __ATOMIC_SEQ_CST);
 }
 
-static void commit(ipc_sem_body *b) { __atomic_store_n(&b->j_valid, 0, __ATOMIC_SEQ_CST); }
+static void commit(ipc_sem_body *b)
+{
+	__atomic_store_n(&b->j_valid, 0, __ATOMIC_SEQ_CST);
+}
 
 /* Permits that can still be added to v without passing max.  The value
  * and max live in shared memory: a corrupt pair (v < 0 or v > max) gives
  * 0 rather than an overflowing subtraction. */
-static int64_t room(int64_t max, int64_t v) { return v >= 0 && v <= max ? max - v : 0; }
+static int64_t room(int64_t max, int64_t v)
+{
+	return v >= 0 && v <= max ? max - v : 0;
+}
 
 /* Give back the permits of dead holders; returns how many. */
 static int64_t reap_holders(ipc_sem_body *b)
@@ -154,7 +163,8 @@ int ipc_sem_post(ipc_segment *seg, int64_t n, ipc_error *err)
 		int64_t v = __atomic_load_n(&b->value, __ATOMIC_SEQ_CST);
 		do {
 			if (n > room(b->max, v))
-				return ipc_fail(err, 0, "post would exceed max (%lld)", (long long)b->max);
+				return ipc_fail(err, 0, "post would exceed max (%lld)",
+				                (long long)b->max);
 		} while (!__atomic_compare_exchange_n(&b->value, &v, v + n, 1, __ATOMIC_SEQ_CST,
 		                                      __ATOMIC_SEQ_CST));
 		wake(b, n);

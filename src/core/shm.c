@@ -27,7 +27,8 @@ int ipc_shm_range_ok(uint64_t size, int64_t offset, uint64_t len)
 int64_t ipc_shm_add(void *body, uint64_t offset, int64_t delta)
 {
 	int64_t *p = (int64_t *)((char *)body + offset);
-	return (int64_t)((uint64_t)__atomic_fetch_add(p, delta, __ATOMIC_SEQ_CST) + (uint64_t)delta);
+	return (int64_t)((uint64_t)__atomic_fetch_add(p, delta, __ATOMIC_SEQ_CST) +
+	                 (uint64_t)delta);
 }
 
 int ipc_shm_cas(void *body, uint64_t offset, int64_t expected, int64_t desired)

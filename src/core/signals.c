@@ -24,7 +24,10 @@ static volatile sig_atomic_t in_wait;
 static const int handled[] = {SIGINT, SIGTERM, SIGHUP};
 static struct sigaction previous[3];
 
-unsigned ipc_signal_count(void) { return sigcount == IPC_UNINTERRUPTIBLE ? 0 : sigcount; }
+unsigned ipc_signal_count(void)
+{
+	return sigcount == IPC_UNINTERRUPTIBLE ? 0 : sigcount;
+}
 
 int ipc_signal_since(unsigned sigsnap)
 {
@@ -72,10 +75,19 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
 	}
 }
 
-void ipc_wait_enter(void) { in_wait = in_wait + 1; }
-void ipc_wait_leave(void) { in_wait = in_wait - 1; }
+void ipc_wait_enter(void)
+{
+	in_wait = in_wait + 1;
+}
+void ipc_wait_leave(void)
+{
+	in_wait = in_wait - 1;
+}
 
-static void at_exit(void) { ipc_cleanup_run(); }
+static void at_exit(void)
+{
+	ipc_cleanup_run();
+}
 
 void ipc_signals_install(void)
 {

@@ -29,8 +29,7 @@ int ipc_slot_claim(void *base, size_t stride, uint32_t n, ipc_token t)
 	return -1;
 }
 
-int ipc_slot_reap(void *base, size_t stride, uint32_t n, void (*fn)(void *slot, void *ud),
-                  void *ud)
+int ipc_slot_reap(void *base, size_t stride, uint32_t n, void (*fn)(void *slot, void *ud), void *ud)
 {
 	int reaped = 0;
 	for (uint32_t i = 0; i < n; i++) {

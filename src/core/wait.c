@@ -12,8 +12,8 @@ static long futex(const uint32_t *addr, int op, uint32_t val, const struct times
 	return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
 }
 
-int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *dl,
-                  int64_t slice_ns, unsigned sigsnap)
+int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *dl, int64_t slice_ns,
+                  unsigned sigsnap)
 {
 	ipc_signals_install();
 	if (ipc_signal_since(sigsnap))

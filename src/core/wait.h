@@ -15,8 +15,8 @@
  * changed or slice over: re-check your condition), IPC_TIMEOUT or
  * IPC_INTERRUPTED.  sigsnap is ipc_signal_count() from the start of the
  * operation, so a signal between then and now is not missed. */
-int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *dl,
-                  int64_t slice_ns, unsigned sigsnap);
+int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *dl, int64_t slice_ns,
+                  unsigned sigsnap);
 
 /* Wake up to n sleepers (n < 0: all). */
 void ipc_wake_word(uint32_t *word, int n);

@@ -32,8 +32,14 @@ static int do_signal(lua_State *L, int all)
 	return 1;
 }
 
-static int c_signal(lua_State *L) { return do_signal(L, 0); }
-static int c_broadcast(lua_State *L) { return do_signal(L, 1); }
+static int c_signal(lua_State *L)
+{
+	return do_signal(L, 0);
+}
+static int c_broadcast(lua_State *L)
+{
+	return do_signal(L, 1);
+}
 
 static void cond_push_info(lua_State *L, ipcl_handle *h)
 {
@@ -44,7 +50,10 @@ static void cond_push_info(lua_State *L, ipcl_handle *h)
 static const luaL_Reg cond_methods[] = {
     {"wait", c_wait}, {"signal", c_signal}, {"broadcast", c_broadcast}, {NULL, NULL}};
 
-static const ipcl_type cond_type = {&ipc_condition_ops, cond_methods, NULL, NULL,
-                                    cond_push_info,     0,            NULL, NULL};
+static const ipcl_type cond_type = {
+    &ipc_condition_ops, cond_methods, NULL, NULL, cond_push_info, 0, NULL, NULL};
 
-void ipcl_open_condition(lua_State *L) { ipcl_register_type(L, &cond_type); }
+void ipcl_open_condition(lua_State *L)
+{
+	ipcl_register_type(L, &cond_type);
+}

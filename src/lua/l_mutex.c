@@ -4,7 +4,6 @@
 #include "modules.h"
 #include "object.h"
 
-
 /* --- guards ---------------------------------------------------------- */
 
 /* One guard per handle, made at open and returned by every successful
@@ -139,8 +138,14 @@ static int do_with(lua_State *L, int shared)
 	return lua_gettop(L) - base;
 }
 
-static int m_with(lua_State *L) { return do_with(L, 0); }
-static int m_with_shared(lua_State *L) { return do_with(L, 1); }
+static int m_with(lua_State *L)
+{
+	return do_with(L, 0);
+}
+static int m_with_shared(lua_State *L)
+{
+	return do_with(L, 1);
+}
 
 static void mutex_push_info(lua_State *L, ipcl_handle *h)
 {
@@ -161,15 +166,14 @@ static void mutex_push_info(lua_State *L, ipcl_handle *h)
 	lua_setfield(L, -2, "waiters");
 }
 
-static const luaL_Reg mutex_methods[] = {{"lock", m_lock},
-                                         {"lock_shared", m_lock_shared},
-                                         {"unlock", m_unlock},
-                                         {"held", m_held},
-                                         {"with", m_with},
-                                         {"with_shared", m_with_shared},
-                                         {NULL, NULL}};
+static const luaL_Reg mutex_methods[] = {
+    {"lock", m_lock}, {"lock_shared", m_lock_shared}, {"unlock", m_unlock}, {"held", m_held},
+    {"with", m_with}, {"with_shared", m_with_shared}, {NULL, NULL}};
 
-const ipcl_type ipcl_mutex_type = {&ipc_mutex_ops,  mutex_methods, NULL, NULL,
-                                   mutex_push_info, 0,             mutex_on_open, NULL};
+const ipcl_type ipcl_mutex_type = {&ipc_mutex_ops, mutex_methods, NULL, NULL, mutex_push_info, 0,
+                                   mutex_on_open,  NULL};
 
-void ipcl_open_mutex(lua_State *L) { ipcl_register_type(L, &ipcl_mutex_type); }
+void ipcl_open_mutex(lua_State *L)
+{
+	ipcl_register_type(L, &ipcl_mutex_type);
+}

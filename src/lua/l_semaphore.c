@@ -103,4 +103,7 @@ static const char *const sem_options[] = {"value", "max", "undo", NULL};
 static const ipcl_type sem_type = {&ipc_semaphore_ops, sem_methods, sem_options, sem_parse_opts,
                                    sem_push_info,      0,           NULL,        NULL};
 
-void ipcl_open_semaphore(lua_State *L) { ipcl_register_type(L, &sem_type); }
+void ipcl_open_semaphore(lua_State *L)
+{
+	ipcl_register_type(L, &sem_type);
+}

@@ -8,10 +8,12 @@
 
 static const ipcl_type shm_type;
 
-static uint64_t shm_size(ipcl_handle *h) { return h->seg->hdr->params[0]; }
+static uint64_t shm_size(ipcl_handle *h)
+{
+	return h->seg->hdr->params[0];
+}
 
-static uint64_t check_range(lua_State *L, ipcl_handle *h, int arg, lua_Integer off,
-                            lua_Integer len)
+static uint64_t check_range(lua_State *L, ipcl_handle *h, int arg, lua_Integer off, lua_Integer len)
 {
 	uint64_t size = shm_size(h);
 	if (len < 0 || !ipc_shm_range_ok(size, off, (uint64_t)len))
@@ -88,8 +90,9 @@ static int f_unpack(lua_State *L)
 	lua_Integer off = luaL_optinteger(L, 3, 0);
 	lua_Integer size = (lua_Integer)shm_size(h);
 	if (off < 0 || off > size)
-		luaL_argerror(L, 3, lua_pushfstring(L, "offset %I is outside the object (size %I)",
-		                                    off, size));
+		luaL_argerror(
+		    L, 3,
+		    lua_pushfstring(L, "offset %I is outside the object (size %I)", off, size));
 	/* Fixed-size formats read exactly their size; variable ones ('s', 'z')
 	 * see the rest of the object. */
 	lua_Integer len = size - off;
@@ -153,8 +156,9 @@ static int f_store(lua_State *L)
 	const char *s = lua_tolstring(L, -1, &len);
 	uint64_t size = shm_size(h);
 	if (size < 8 || len > size - 8)
-		return luaL_error(L, "bad argument #1 to 'store' (encoded value is %I bytes; the "
-		                     "object holds at most %I)",
+		return luaL_error(L,
+		                  "bad argument #1 to 'store' (encoded value is %I bytes; the "
+		                  "object holds at most %I)",
 		                  (lua_Integer)len, (lua_Integer)(size < 8 ? 0 : size - 8));
 	uint64_t n = len;
 	memcpy((char *)h->seg->body + 8, s, len);
@@ -168,7 +172,8 @@ static int f_load(lua_State *L)
 	ipcl_handle *h = ipcl_check(L, 1, &shm_type);
 	uint64_t size = shm_size(h), n;
 	if (size < 8)
-		return luaL_error(L, "shm \"%s\" is too small to hold a stored value", h->seg->name);
+		return luaL_error(L, "shm \"%s\" is too small to hold a stored value",
+		                  h->seg->name);
 	memcpy(&n, h->seg->body, 8);
 	if (n == 0) {
 		lua_pushnil(L);
@@ -183,8 +188,8 @@ static int f_load(lua_State *L)
 
 static void shm_parse_opts(lua_State *L, int opts, uint64_t *params, const char *fname)
 {
-	params[0] = (uint64_t)ipcl_opt_int_field(L, opts, "size", 0, 0, (lua_Integer)IPC_BODY_MAX,
-	                                         fname);
+	params[0] =
+	    (uint64_t)ipcl_opt_int_field(L, opts, "size", 0, 0, (lua_Integer)IPC_BODY_MAX, fname);
 }
 
 static void shm_push_info(lua_State *L, ipcl_handle *h)
@@ -200,13 +205,15 @@ static int shm_on_open(lua_State *L, ipcl_handle *h)
 }
 
 static const luaL_Reg shm_methods[] = {
-    {"size", f_size}, {"read", f_read},   {"write", f_write}, {"pack", f_pack},
-    {"unpack", f_unpack}, {"add", f_add}, {"cas", f_cas},     {"store", f_store},
-    {"load", f_load}, {NULL, NULL}};
+    {"size", f_size}, {"read", f_read}, {"write", f_write}, {"pack", f_pack}, {"unpack", f_unpack},
+    {"add", f_add},   {"cas", f_cas},   {"store", f_store}, {"load", f_load}, {NULL, NULL}};
 
 static const char *const shm_options[] = {"size", NULL};
 
-static const ipcl_type shm_type = {&ipc_shm_ops, shm_methods,   shm_options, shm_parse_opts,
+static const ipcl_type shm_type = {&ipc_shm_ops,  shm_methods, shm_options, shm_parse_opts,
                                    shm_push_info, 0,           shm_on_open, NULL};
 
-void ipcl_open_shm(lua_State *L) { ipcl_register_type(L, &shm_type); }
+void ipcl_open_shm(lua_State *L)
+{
+	ipcl_register_type(L, &shm_type);
+}

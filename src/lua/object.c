@@ -14,9 +14,15 @@ static const ipcl_type *types[IPC_T_MAX + 1];
 
 static const char *const common_options[] = {"file", "assert", "cleanup", "mode", NULL};
 
-const ipcl_type *ipcl_find_type(uint32_t id) { return id <= IPC_T_MAX ? types[id] : NULL; }
+const ipcl_type *ipcl_find_type(uint32_t id)
+{
+	return id <= IPC_T_MAX ? types[id] : NULL;
+}
 
-int ipcl_raise(lua_State *L, const ipc_error *err) { return luaL_error(L, "%s", err->msg); }
+int ipcl_raise(lua_State *L, const ipc_error *err)
+{
+	return luaL_error(L, "%s", err->msg);
+}
 
 int ipcl_raise_obj(lua_State *L, ipcl_handle *h, const ipc_error *err)
 {
@@ -75,11 +81,11 @@ lua_Integer ipcl_opt_int_field(lua_State *L, int opts, const char *key, lua_Inte
 		int isint = 0;
 		v = lua_tointegerx(L, -1, &isint);
 		if (!isint)
-			luaL_error(L, "bad option '%s' to '%s' (integer expected, got %s)", key, fname,
-			           luaL_typename(L, -1));
+			luaL_error(L, "bad option '%s' to '%s' (integer expected, got %s)", key,
+			           fname, luaL_typename(L, -1));
 		if (v < min || v > max)
-			luaL_error(L, "bad option '%s' to '%s' (%I out of range %I..%I)", key, fname, v,
-			           min, max);
+			luaL_error(L, "bad option '%s' to '%s' (%I out of range %I..%I)", key,
+			           fname, v, min, max);
 	}
 	lua_pop(L, 1);
 	return v;
@@ -200,8 +206,8 @@ static void set_object_metatable(lua_State *L, int ud, const ipcl_type *t, const
 }
 
 /* Open NAME as type t with the given options and push the handle. */
-static int open_handle(lua_State *L, const ipcl_type *t, const char *name,
-                       const ipc_open_opts *o, ipc_error *err)
+static int open_handle(lua_State *L, const ipcl_type *t, const char *name, const ipc_open_opts *o,
+                       ipc_error *err)
 {
 	ipcl_handle *h = lua_newuserdatauv(L, sizeof(ipcl_handle) + t->extra, 1);
 	memset(h, 0, sizeof(ipcl_handle) + t->extra);
@@ -242,11 +248,12 @@ static int l_construct(lua_State *L)
 			size_t len;
 			name = lua_tolstring(L, 1, &len);
 			if (!ipc_name_valid(name, len) || strlen(name) != len)
-				luaL_argerror(L, 1,
-				              lua_pushfstring(L,
-				                              "invalid name '%s': a letter followed by "
-				                              "letters or digits, 1 to 250 characters",
-				                              name));
+				luaL_argerror(
+				    L, 1,
+				    lua_pushfstring(L,
+				                    "invalid name '%s': a letter followed by "
+				                    "letters or digits, 1 to 250 characters",
+				                    name));
 		}
 		if (!lua_isnoneornil(L, 2)) {
 			luaL_checktype(L, 2, LUA_TTABLE);
@@ -256,19 +263,23 @@ static int l_construct(lua_State *L)
 	if (opts) {
 		lua_pushnil(L);
 		while (lua_next(L, opts)) {
-			if (lua_type(L, -2) != LUA_TSTRING || !is_known_option(t, lua_tostring(L, -2)))
-				luaL_error(L, "bad argument #%d to '%s' (unknown option '%s')", opts, fname,
+			if (lua_type(L, -2) != LUA_TSTRING ||
+			    !is_known_option(t, lua_tostring(L, -2)))
+				luaL_error(L, "bad argument #%d to '%s' (unknown option '%s')",
+				           opts, fname,
 				           lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
 				                                          : luaL_typename(L, -2));
 			lua_pop(L, 1);
 		}
 		if (lua_getfield(L, opts, "file") != LUA_TNIL) {
 			if (lua_type(L, -1) != LUA_TSTRING)
-				luaL_error(L, "bad option 'file' to '%s' (string expected, got %s)", fname,
-				           luaL_typename(L, -1));
+				luaL_error(L, "bad option 'file' to '%s' (string expected, got %s)",
+				           fname, luaL_typename(L, -1));
 			if (name)
-				luaL_error(L, "bad argument #2 to '%s' (give a name or opts.file, not both)",
-				           fname);
+				luaL_error(
+				    L,
+				    "bad argument #2 to '%s' (give a name or opts.file, not both)",
+				    fname);
 			push_normalised_path(L, lua_tostring(L, -1));
 			size_t len;
 			const char *p = lua_tolstring(L, -1, &len);
@@ -284,9 +295,11 @@ static int l_construct(lua_State *L)
 			else if (lua_type(L, -1) == LUA_TSTRING && strcmp(a, "exists") == 0)
 				o.assert_mode = IPC_OPEN_EXISTS;
 			else
-				luaL_error(L, "bad option 'assert' to '%s' (\"create\", \"exists\" or nil "
-				              "expected)",
-				           fname);
+				luaL_error(
+				    L,
+				    "bad option 'assert' to '%s' (\"create\", \"exists\" or nil "
+				    "expected)",
+				    fname);
 		}
 		lua_pop(L, 1);
 		o.cleanup = ipcl_opt_bool_field(L, opts, "cleanup", 0, fname);

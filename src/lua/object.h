@@ -15,7 +15,7 @@ typedef struct ipcl_handle ipcl_handle;
 
 typedef struct ipcl_type {
 	const ipc_type_ops *ops;
-	const luaL_Reg *methods;  /* type-specific methods */
+	const luaL_Reg *methods;    /* type-specific methods */
 	const char *const *options; /* type-specific option keys (NULL-ended) */
 	/* Read type-specific creation options from the table at opts (0 when
 	 * there is none) into params; raise a Lua error on bad values.  fname
@@ -23,7 +23,7 @@ typedef struct ipcl_type {
 	void (*parse_opts)(lua_State *L, int opts, uint64_t *params, const char *fname);
 	/* Add live-state fields to the info table on top of the stack. */
 	void (*push_info)(lua_State *L, ipcl_handle *h);
-	size_t extra;             /* bytes of per-handle private data */
+	size_t extra; /* bytes of per-handle private data */
 	/* Optional: per-handle set-up after opening / before closing. */
 	int (*on_open)(lua_State *L, ipcl_handle *h);
 	void (*on_close)(ipcl_handle *h);
