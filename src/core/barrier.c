@@ -103,15 +103,14 @@ static void bar_repair(bar_body *b)
 	ipc_wake_word(&b->gen, -1);
 }
 
+static void bar_repair_cb(void *ctx)
+{
+	bar_repair(ctx);
+}
+
 static int bar_lock(bar_body *b, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err)
 {
-	int died = 0;
-	int r = ipc_rlock_lock(&b->lock, dl, sigsnap, &died, err);
-	if (r == IPC_OK && died) {
-		bar_repair(b);
-		ipc_rlock_consistent(&b->lock);
-	}
-	return r;
+	return ipc_rlock_enter(&b->lock, dl, sigsnap, bar_repair_cb, b, err);
 }
 
 static int bar_lock_always(bar_body *b, ipc_error *err)
@@ -164,14 +163,9 @@ static void maybe_reap(bar_body *b)
 	int64_t last = __atomic_load_n(&b->last_reap_ns, __ATOMIC_RELAXED);
 	if (ipc_now_ns() - last < IPC_SLICE_NS)
 		return;
-	int died = 0;
 	ipc_error e;
-	if (ipc_rlock_trylock(&b->lock, &died, &e) != IPC_OK)
+	if (ipc_rlock_try_enter(&b->lock, bar_repair_cb, b, &e) != IPC_OK)
 		return;
-	if (died) {
-		bar_repair(b);
-		ipc_rlock_consistent(&b->lock);
-	}
 	reap_dead(b, load32(&b->gen));
 	unlock(b);
 }

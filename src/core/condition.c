@@ -31,16 +31,15 @@ static void recount(ipc_cond_body *b)
 
 /* Critical sections claim or free one slot and adjust nwait: a holder that
  * died inside is repaired by reaping dead slots and recounting. */
+static void repair_i(void *ctx)
+{
+	recount(ctx);
+}
+
 static int lock_i(ipc_cond_body *b, ipc_error *err)
 {
-	int died;
 	ipc_deadline never = ipc_deadline_never();
-	int r = ipc_rlock_lock(&b->i, &never, IPC_UNINTERRUPTIBLE, &died, err);
-	if (r == IPC_OK && died) {
-		recount(b);
-		ipc_rlock_consistent(&b->i);
-	}
-	return r;
+	return ipc_rlock_enter(&b->i, &never, IPC_UNINTERRUPTIBLE, repair_i, b, err);
 }
 
 int ipc_cond_wait(ipc_segment *cond, ipc_segment *mutex, const ipc_deadline *dl, unsigned sigsnap,

@@ -98,15 +98,14 @@ static void ev_repair(ev_body *b)
 	ipc_wake_word(&b->state, -1);
 }
 
+static void ev_repair_cb(void *ctx)
+{
+	ev_repair(ctx);
+}
+
 static int ev_lock(ev_body *b, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err)
 {
-	int died = 0;
-	int r = ipc_rlock_lock(&b->lock, dl, sigsnap, &died, err);
-	if (r == IPC_OK && died) {
-		ev_repair(b);
-		ipc_rlock_consistent(&b->lock);
-	}
-	return r;
+	return ipc_rlock_enter(&b->lock, dl, sigsnap, ev_repair_cb, b, err);
 }
 
 /* For clean-up after a wait: ignores signals (the lock is held briefly). */

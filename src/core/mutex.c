@@ -59,19 +59,16 @@ static void reap_waiters(ipc_mutex_body *b)
 /* Lock `i`.  Its critical sections only ever change one slot and then the
  * count derived from the slots, so a holder that died inside is repaired
  * by recounting (dead processes' slots are dropped on the way). */
+static void repair_i(void *ctx)
+{
+	reap_readers(ctx);
+	reap_waiters(ctx);
+}
+
 static int lock_i(ipc_mutex_body *b, ipc_error *err)
 {
-	int died;
 	ipc_deadline never = ipc_deadline_never();
-	int r = ipc_rlock_lock(&b->i, &never, IPC_UNINTERRUPTIBLE, &died, err);
-	if (r != IPC_OK)
-		return r;
-	if (died) {
-		reap_readers(b);
-		reap_waiters(b);
-		ipc_rlock_consistent(&b->i);
-	}
-	return IPC_OK;
+	return ipc_rlock_enter(&b->i, &never, IPC_UNINTERRUPTIBLE, repair_i, b, err);
 }
 
 /* `w` changed hands after its holder died: forget that holder. */

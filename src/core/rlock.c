@@ -99,3 +99,27 @@ void ipc_rlock_unlock(ipc_rlock *l)
 {
 	pthread_mutex_unlock(&l->m);
 }
+
+static int repaired(ipc_rlock *l, int r, int died, void (*repair)(void *), void *ctx)
+{
+	if (r == IPC_OK && died) {
+		repair(ctx);
+		ipc_rlock_consistent(l);
+	}
+	return r;
+}
+
+int ipc_rlock_enter(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap,
+                    void (*repair)(void *ctx), void *ctx, ipc_error *err)
+{
+	int died = 0;
+	int r = ipc_rlock_lock(l, dl, sigsnap, &died, err); /* sets died: call it first */
+	return repaired(l, r, died, repair, ctx);
+}
+
+int ipc_rlock_try_enter(ipc_rlock *l, void (*repair)(void *ctx), void *ctx, ipc_error *err)
+{
+	int died = 0;
+	int r = ipc_rlock_trylock(l, &died, err);
+	return repaired(l, r, died, repair, ctx);
+}

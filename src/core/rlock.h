@@ -27,6 +27,13 @@ int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *
 /* Non-blocking attempt: IPC_OK or IPC_TIMEOUT (or IPC_ERR). */
 int ipc_rlock_trylock(ipc_rlock *l, int *owner_died, ipc_error *err);
 void ipc_rlock_consistent(ipc_rlock *l);
+/* Lock, and when the previous holder died inside, call repair(ctx) and mark
+ * the lock consistent before returning: the one way every object enters its
+ * critical sections.  Results as ipc_rlock_lock. */
+int ipc_rlock_enter(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap,
+                    void (*repair)(void *ctx), void *ctx, ipc_error *err);
+/* The same without waiting: IPC_OK or IPC_TIMEOUT (busy) or IPC_ERR. */
+int ipc_rlock_try_enter(ipc_rlock *l, void (*repair)(void *ctx), void *ctx, ipc_error *err);
 void ipc_rlock_unlock(ipc_rlock *l);
 
 #endif

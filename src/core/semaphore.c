@@ -92,26 +92,24 @@ static void reap_waiters(ipc_sem_body *b)
 	                 __ATOMIC_SEQ_CST);
 }
 
+static void repair_i(void *ctx)
+{
+	ipc_sem_body *b = ctx;
+	if (b->j_valid) { /* roll the interrupted change back */
+		b->value = b->j_value;
+		if (b->j_slot >= 0 && b->j_slot < IPC_SEM_SLOTS)
+			b->holder[b->j_slot].held = b->j_held;
+		commit(b);
+	}
+	if (b->undo)
+		reap_holders(b);
+	reap_waiters(b);
+}
+
 static int lock_i(ipc_sem_body *b, ipc_error *err)
 {
-	int died;
 	ipc_deadline never = ipc_deadline_never();
-	int r = ipc_rlock_lock(&b->i, &never, IPC_UNINTERRUPTIBLE, &died, err);
-	if (r != IPC_OK)
-		return r;
-	if (died) {
-		if (b->j_valid) { /* roll the interrupted change back */
-			b->value = b->j_value;
-			if (b->j_slot >= 0 && b->j_slot < IPC_SEM_SLOTS)
-				b->holder[b->j_slot].held = b->j_held;
-			commit(b);
-		}
-		if (b->undo)
-			reap_holders(b);
-		reap_waiters(b);
-		ipc_rlock_consistent(&b->i);
-	}
-	return IPC_OK;
+	return ipc_rlock_enter(&b->i, &never, IPC_UNINTERRUPTIBLE, repair_i, b, err);
 }
 
 /* --- operations -------------------------------------------------------- */
