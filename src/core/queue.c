@@ -583,6 +583,34 @@ static int q_sleep(ipc_queue *v, uint32_t *word, uint32_t seen, uint32_t kind,
 	return wr;
 }
 
+/* Holding the lock with nothing to do yet: give up at the deadline, else spin
+ * once (unlocked) or sleep on *word.  IPC_OK: the lock is held again, look
+ * again (the deadline is checked on the next turn); anything else: the lock
+ * is released and that is the caller's result. */
+static int q_wait_turn(ipc_queue *v, uint32_t *word, uint32_t kind, int *spun,
+                       const ipc_deadline *dl, unsigned snap, ipc_error *err)
+{
+	if (ipc_deadline_passed(dl)) {
+		q_unlock(v);
+		return IPC_TIMEOUT;
+	}
+	uint32_t seen = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+	if (!*spun) {
+		*spun = 1;
+		q_unlock(v);
+		q_spin(word, seen);
+		return q_relock(v, err) == IPC_OK ? IPC_OK : IPC_ERR;
+	}
+	int wr = q_sleep(v, word, seen, kind, dl, snap, err);
+	if (wr == IPC_ERR)
+		return IPC_ERR;
+	if (wr == IPC_INTERRUPTED) {
+		q_unlock(v);
+		return IPC_INTERRUPTED;
+	}
+	return IPC_OK;
+}
+
 int ipc_queue_send(ipc_queue *v, const void *msg, size_t len, uint32_t prio, const ipc_deadline *dl,
                    ipc_error *err)
 {
@@ -631,26 +659,9 @@ int ipc_queue_send(ipc_queue *v, const void *msg, size_t len, uint32_t prio, con
 			prefetch_send(v);
 			return IPC_OK;
 		}
-		if (ipc_deadline_passed(dl)) {
-			q_unlock(v);
-			return IPC_TIMEOUT;
-		}
-		uint32_t seen = __atomic_load_n(&q->send_seq, __ATOMIC_ACQUIRE);
-		if (!spun) {
-			spun = 1;
-			q_unlock(v);
-			q_spin(&q->send_seq, seen);
-			if (q_relock(v, err) != IPC_OK)
-				return IPC_ERR;
-			continue;
-		}
-		int wr = q_sleep(v, &q->send_seq, seen, IPC_QW_SEND, dl, snap, err);
-		if (wr == IPC_ERR)
-			return IPC_ERR;
-		if (wr == IPC_INTERRUPTED) {
-			q_unlock(v);
-			return IPC_INTERRUPTED;
-		}
+		int wr = q_wait_turn(v, &q->send_seq, IPC_QW_SEND, &spun, dl, snap, err);
+		if (wr != IPC_OK)
+			return wr;
 	}
 	q_unlock(v);
 	return ipc_fail(err, 0, "the queue is corrupt (free list keeps failing its checks)");
@@ -732,26 +743,9 @@ int ipc_queue_receive(ipc_queue *v, void *buf, size_t *len, uint32_t *prio, ipc_
 			if (back > 0)
 				continue;
 		}
-		if (ipc_deadline_passed(dl)) {
-			q_unlock(v);
-			return IPC_TIMEOUT;
-		}
-		uint32_t seen = __atomic_load_n(&q->recv_seq, __ATOMIC_ACQUIRE);
-		if (!spun) {
-			spun = 1;
-			q_unlock(v);
-			q_spin(&q->recv_seq, seen);
-			if (q_relock(v, err) != IPC_OK)
-				return IPC_ERR;
-			continue;
-		}
-		int wr = q_sleep(v, &q->recv_seq, seen, IPC_QW_RECV, dl, snap, err);
-		if (wr == IPC_ERR)
-			return IPC_ERR;
-		if (wr == IPC_INTERRUPTED) {
-			q_unlock(v);
-			return IPC_INTERRUPTED;
-		}
+		int wr = q_wait_turn(v, &q->recv_seq, IPC_QW_RECV, &spun, dl, snap, err);
+		if (wr != IPC_OK)
+			return wr;
 	}
 	q_unlock(v);
 	return ipc_fail(err, 0, "the queue is corrupt (heap keeps failing its checks)");
