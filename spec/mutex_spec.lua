@@ -258,6 +258,19 @@ describe('mutex', function()
     local worker = ALIVE .. [[
       local m = ipc.mutex((select(2, ...)))
       local s = ipc.shm((select(3, ...)))
+      local logpath = select(4, ...)
+      local function state(pid)
+        local f = io.open('/proc/' .. pid .. '/stat')
+        if not f then return 'gone' end
+        local st = f:read('a'):match('%) (%a)')
+        f:close()
+        return st
+      end
+      local function report(line)
+        local f = io.open(logpath, 'a')
+        f:write(('%.3f %s\n'):format(ipc.clock(), line))
+        f:close()
+      end
       ready()
       while s:unpack('<i8', 24) == 0 do
         local shared = math.random() < 0.3
@@ -270,32 +283,40 @@ describe('mutex', function()
             -- a killed holder may still be exiting for a moment
             local t = ipc.clock()
             while alive(holder) and ipc.clock() - t < 2000 do ipc.sleep(1) end
-            if alive(holder) then s:add(16, 1)   -- two live holders at once
+            if alive(holder) then   -- two live holders at once
+              s:add(16, 1)
+              report(('entry: pid %d found live holder %d (state %s)'):format(me, holder,
+                state(holder)))
             else s:cas(0, holder, me) end        -- one was killed inside: fine
           end
           for k = 1, math.random(1, 200) do end
-          if not s:cas(0, me, 0) then s:add(16, 1) end
+          if not s:cas(0, me, 0) then
+            s:add(16, 1)
+            report(('exit: pid %d found %d in its place'):format(me, s:unpack('<i8', 0)))
+          end
         end
         s:add(32, 1)
         m:unlock()
       end
     ]]
     local kids = {}
-    for i = 1, 3 do kids[i] = H.spawn(worker, name, shm.name) end
+    -- violations are described in this file, for the failure message
+    local log = H.tmpname('storm')
+    for i = 1, 3 do kids[i] = H.spawn(worker, name, shm.name, log) end
     for i = 1, 3 do assert.truthy(kids[i]:wait_ready()) end
     for k = 1, 50 do
       local i = math.random(1, 3)
       H.sleep(math.random(1, 15))
       kids[i]:kill(9)
       kids[i]:wait()
-      kids[i] = H.spawn(worker, name, shm.name)
+      kids[i] = H.spawn(worker, name, shm.name, log)
     end
     local before = shm:unpack('<i8', 32)
     assert.truthy(H.wait_until(function() return shm:unpack('<i8', 32) > before end, 5000),
       'the storm stalled')
     shm:pack(24, '<i8', 1)
     for i = 1, 3 do assert.equal(0, kids[i]:wait(10000)) end
-    assert.equal(0, shm:unpack('<i8', 16))
+    assert.equal(0, shm:unpack('<i8', 16), H.read_file(log))
     assert.truthy(m:lock(2000))
     m:unlock()
     assert.truthy(m:lock_shared(2000))
