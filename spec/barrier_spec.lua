@@ -5,20 +5,7 @@ local ipc = H.ipc
 -- kills itself (SIGKILL) at that instant inside a critical section.
 -- Returns its exit status (137 when it died there).
 local function run_failpoint(fp, code, ...)
-  local path = H.tmpname('fp') .. '.lua'
-  H.write_file(path, "ipc = require 'interprocess'\n" .. code)
-  local env = 'IPCSH_FAILPOINT=' .. fp .. ' '
-  if not H.under_ipcsh then
-    env = env .. 'LUA_CPATH=' .. H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;') .. ' '
-  end
-  local args = {}
-  for _, a in ipairs({ ... }) do args[#args + 1] = H.quote(a) end
-  -- not the command's last word, so that this shell (not the caller's)
-  -- reports the death, into the redirected stderr
-  local st = H.sh(env .. H.quote(H.lua) .. ' ' .. H.quote(path) .. ' ' .. table.concat(args, ' ')
-    .. '; exit $?')
-  os.remove(path)
-  return st
+  return (H.run_env({ IPCSH_FAILPOINT = fp }, code, ...))
 end
 
 -- A party: opens the barrier, marks ready, waits once, prints the result.

@@ -7,18 +7,13 @@ local args = {
   ['queue_rate.lua'] = function() return '100000' end,
 }
 
-local function interpreter()
-  if H.under_ipcsh then return H.quote(H.bin) end
-  return 'env LUA_CPATH=' .. H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;') .. ' lua5.4'
-end
-
 describe('examples', function()
   local _, listing = H.sh('ls examples/*.lua')
   for file in listing:gmatch('[^\n]+') do
     local base = file:match('[^/]+$')
     it(base .. ' runs', function()
       local extra = args[base] and args[base]() or ''
-      local code, out, err = H.sh(('timeout 120 %s %s %s'):format(interpreter(), file, extra))
+      local code, out, err = H.sh(('timeout 120 %s %s %s'):format(H.interpreter(), file, extra))
       assert.equal(0, code, file .. ' failed:\n' .. out .. err)
     end)
   end

@@ -79,12 +79,12 @@ local __pf = io.open(__dir .. '/pid.tmp', 'w') __pf:write(tostring(
 os.rename(__dir .. '/pid.tmp', __dir .. '/pid')
 ]]
 
-local function child_env()
-  local env = ''
-  if not H.under_ipcsh then
-    env = 'LUA_CPATH=' .. shell_quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;') .. ' '
-  end
-  return env
+-- The suite's interpreter as a shell command (stock lua5.4 gets the
+-- module's cpath).
+function H.interpreter()
+  if H.under_ipcsh then return shell_quote(H.bin) end
+  return 'env LUA_CPATH=' .. shell_quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;') .. ' ' ..
+    shell_quote(H.lua)
 end
 
 -- Start code in a background child.  Extra args are passed as `...` after
@@ -95,8 +95,8 @@ function H.spawn(code, ...)
   H.write_file(dir .. '/script.lua', prelude .. '\n' .. code)
   local args = { shell_quote(dir) }
   for _, a in ipairs({ ... }) do args[#args + 1] = shell_quote(a) end
-  local cmd = ('(%s%s %s %s >%s 2>%s; echo $? >%s) </dev/null >/dev/null 2>&1 &'):format(
-    child_env(), shell_quote(H.lua), shell_quote(dir .. '/script.lua'), table.concat(args, ' '),
+  local cmd = ('(%s %s %s >%s 2>%s; echo $? >%s) </dev/null >/dev/null 2>&1 &'):format(
+    H.interpreter(), shell_quote(dir .. '/script.lua'), table.concat(args, ' '),
     shell_quote(dir .. '/out'), shell_quote(dir .. '/err'), shell_quote(dir .. '/status'))
   assert(os.execute(cmd))
   local child = { dir = dir }
@@ -165,6 +165,22 @@ function H.sh(cmd)
   os.remove(err)
   if how == 'signal' then code = 128 + code end
   return code, o, e
+end
+
+-- Run code (with the global `ipc`) in a child whose environment adds env,
+-- a table name -> value (crash points, failpoints); `...` are its
+-- arguments.  Returns status, stdout, stderr.
+function H.run_env(env, code, ...)
+  local script = H.tmpname('env') .. '.lua'
+  H.write_file(script, "ipc = require 'interprocess'\n" .. code)
+  local prefix = ''
+  for k, v in pairs(env) do prefix = prefix .. k .. '=' .. shell_quote(v) .. ' ' end
+  local args = {}
+  for _, a in ipairs({ ... }) do args[#args + 1] = shell_quote(a) end
+  local st, out, err = H.sh(('%s%s %s %s'):format(prefix, H.interpreter(), shell_quote(script),
+    table.concat(args, ' ')))
+  os.remove(script)
+  return st, out, err
 end
 
 -- Poll fn every few ms until it returns a true value or ms pass.

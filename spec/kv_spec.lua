@@ -44,24 +44,6 @@ local function assert_consistent(t, check_value)
   return keys
 end
 
--- Run a Lua snippet in a child with extra environment (used for the
--- engine's crash points): status, stdout, stderr.
-local function run_env(env, code, ...)
-  local script = H.tmpname('kvenv') .. '.lua'
-  H.write_file(script, "ipc = require 'interprocess'\n" .. code)
-  local prefix = ''
-  for k, v in pairs(env) do prefix = prefix .. k .. '=' .. H.quote(v) .. ' ' end
-  if not H.under_ipcsh then
-    prefix = prefix .. 'LUA_CPATH=' .. H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;') .. ' '
-  end
-  local args = {}
-  for _, a in ipairs({ ... }) do args[#args + 1] = H.quote(a) end
-  local st, out, err = H.sh(prefix .. H.quote(H.lua) .. ' ' .. H.quote(script) .. ' ' ..
-    table.concat(args, ' '))
-  os.remove(script)
-  return st, out, err
-end
-
 describe('kv', function()
   it('round-trips values between processes', function()
     local name = H.name()
@@ -376,7 +358,7 @@ describe('kv', function()
       end
       t:set('k', string.rep('O', 200))
       local repairs = t:info().repairs
-      local st = run_env({ IPCSH_KV_CRASH = case.point },
+      local st = H.run_env({ IPCSH_KV_CRASH = case.point },
         'local t = ipc.kv(...)\n' .. case.op .. '\nos.exit(3)', name)
       assert.equal(137, st)
       local keys = assert_consistent(t)
@@ -413,9 +395,9 @@ describe('kv', function()
     local name = H.name()
     local t <close> = ipc.kv(name, { cleanup = true, size = 8192 })
     t:set('a', 'A')
-    local st = run_env({ IPCSH_KV_CRASH = 'set:written' }, "ipc.kv(...):set('b', 'B')", name)
+    local st = H.run_env({ IPCSH_KV_CRASH = 'set:written' }, "ipc.kv(...):set('b', 'B')", name)
     assert.equal(137, st)
-    st = run_env({ IPCSH_KV_CRASH = 'repair:marked' }, "ipc.kv(...):get('a')", name)
+    st = H.run_env({ IPCSH_KV_CRASH = 'repair:marked' }, "ipc.kv(...):get('a')", name)
     assert.equal(137, st)
     assert.equal('A', t:get('a'))
     assert.is_nil(t:get('b'))

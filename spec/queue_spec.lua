@@ -24,23 +24,6 @@ local function lines(path)
   return t
 end
 
--- Run code in a child interpreter with extra environment variables
--- (H.spawn has no way to pass them): status, stdout, stderr.
-local function run_env(env, code, ...)
-  local dir = H.tmpname('qenv')
-  assert(os.execute('mkdir -p ' .. H.quote(dir)))
-  local script = dir .. '/script.lua'
-  H.write_file(script, "ipc = require 'interprocess'\n" .. code)
-  local args = {}
-  for _, a in ipairs({ ... }) do args[#args + 1] = H.quote(a) end
-  if not H.under_ipcsh then
-    env = env .. ' LUA_CPATH=' .. H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;')
-  end
-  -- '; exit $?' keeps the shell from reporting the child's SIGKILL on the terminal
-  return H.sh(('%s %s %s %s; exit $?'):format(env, H.quote(H.lua), H.quote(script),
-    table.concat(args, ' ')))
-end
-
 -- The queue holds max_count messages again and delivers them in order.
 local function assert_full_capacity(q)
   local n = q:max_count()
@@ -483,7 +466,7 @@ describe('queue', function()
     for _, c in ipairs(cases) do
       it(('point %d: %s'):format(c[1], c[2]), function()
         local q <close> = setup(c[3])
-        local st, _, err = run_env('IPCSH_TEST_QUEUE_CRASH=' .. c[1], [[
+        local st, _, err = H.run_env({ IPCSH_TEST_QUEUE_CRASH = c[1] }, [[
           local q = ipc.queue((...))
           ]] .. c[4] .. [[
           print('survived')
@@ -501,7 +484,7 @@ describe('queue', function()
 
     it('point 12: clear, half done', function()
       local q <close> = setup(abc)
-      local st, _, err = run_env('IPCSH_TEST_QUEUE_CRASH=12', [[
+      local st, _, err = H.run_env({ IPCSH_TEST_QUEUE_CRASH = '12' }, [[
         local q = ipc.queue((...))
         q:clear()
       ]], q.name)

@@ -15,8 +15,7 @@ end
 
 -- Run Lua code as user u (primary group g) with objects in dir.
 local function as_user(u, g, dir, code)
-  local interp = H.under_ipcsh and H.quote(H.bin)
-    or ('env LUA_CPATH=%s lua5.4'):format(H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;'))
+  local interp = H.interpreter()
   return H.sh(('setpriv --reuid=%s --regid=%s --init-groups env IPCSH_DIR=%s %s -e %s'):format(
     u, g, H.quote(dir), interp, H.quote('local ipc = require "interprocess" ' .. code)))
 end
@@ -90,8 +89,7 @@ describe('security', function()
     H.sh('mkdir -p ' .. H.quote(mnt))
     local code = H.sh(('mount -t tmpfs -o size=1m tmpfs %s'):format(H.quote(mnt)))
     if code ~= 0 then pending('cannot mount a tmpfs here') return end
-    local interp = H.under_ipcsh and H.quote(H.bin)
-      or ('env LUA_CPATH=%s lua5.4'):format(H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;'))
+    local interp = H.interpreter()
     local out, err
     code, out, err = H.sh(('env IPCSH_DIR=%s %s -e %s'):format(H.quote(mnt), interp, H.quote([[
       local ipc = require 'interprocess'

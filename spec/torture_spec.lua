@@ -5,11 +5,7 @@
 local H = require 'spec.helper'
 
 local function run_torture(tname)
-  local env = 'TORTURE_MAX_MS=2000 '
-  if not H.under_ipcsh then
-    env = env .. 'LUA_CPATH=' .. H.quote(os.getenv('IPCSH_SO_DIR') .. '/?.so;;') .. ' '
-  end
-  return H.sh(env .. H.quote(H.lua) .. ' torture/torture.lua short ' .. tname .. '; exit $?')
+  return H.sh('TORTURE_MAX_MS=2000 ' .. H.interpreter() .. ' torture/torture.lua short ' .. tname)
 end
 
 describe('torture (short)', function()
