@@ -183,6 +183,22 @@ function H.run_env(env, code, ...)
   return st, out, err
 end
 
+-- Kill background children still running when the test ends (fails):
+-- only while a child's status file is absent, so a recycled pid is never
+-- hit.  Call inside a test with busted's `finally` (it keeps one per test:
+-- one function serves every guarded child).
+local guarded = {}
+local function kill_guarded()
+  for _, c in ipairs(guarded) do
+    if not H.read_file(c.dir .. '/status') then c:kill(9) end
+  end
+  guarded = {}
+end
+function H.guard(c, finally)
+  guarded[#guarded + 1] = c
+  finally(kill_guarded)
+end
+
 -- Poll fn every few ms until it returns a true value or ms pass.
 function H.wait_until(fn, ms)
   local deadline = H.clock() + (ms or 5000)

@@ -18,20 +18,7 @@ local function interp_env()
 end
 
 
--- Kill background children still running when the test ends (fails):
--- only while a child's status file is absent, so a recycled pid is never
--- hit.  (busted keeps one finally per test: one function for all of them.)
-local guarded = {}
-local function kill_guarded()
-  for _, c in ipairs(guarded) do
-    if not H.read_file(c.dir .. '/status') then c:kill(9) end
-  end
-  guarded = {}
-end
-local function guard(c)
-  guarded[#guarded + 1] = c
-  finally(kill_guarded)
-end
+local function guard(c) H.guard(c, finally) end
 
 describe('ipc.pid, ipc.clock, ipc.sleep', function()
   it('pid is this process; a forked child has its own', function()
