@@ -57,7 +57,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
 LUA_OBJ := $(LUA_SRC:%.c=$(B)/%.o) $(B)/embedded.o
 RUNNER_OBJ := $(RUNNER_SRC:%.c=$(B)/%.o)
 
-.PHONY: all test bench install uninstall clean format check-format torture fuzz fuzz-quick fuzz-check valgrind
+.PHONY: all test bench bench-ir install uninstall clean format check-format torture fuzz fuzz-quick fuzz-check valgrind
 all: $(BIN)/ipcsh $(BIN)/interprocess.so
 
 $(BIN)/ipcsh: $(RUNNER_OBJ) $(LUA_OBJ) $(CORE_OBJ)
@@ -117,6 +117,11 @@ valgrind: all
 
 bench: all
 	sh bench/run.sh $(if $(QUICK),quick,full)
+
+# Ir per operation pair from Lua under callgrind (noise-free), beside the
+# floor and Python's multiprocessing.
+bench-ir: all
+	sh bench/ir.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/man/man1
