@@ -2,7 +2,7 @@
 # `make bench-ir`: instructions (Ir) per operation pair from Lua, counted by
 # callgrind, so the figures do not move with machine load.  Each workload
 # runs twice, with N and with 0 iterations; (Ir(N) - Ir(0)) / N is the cost
-# of one pair with start-up and set-up subtracted.  Printed beside the floor
+# of one pair (median of 3) with start-up and set-up subtracted.  Printed beside the floor
 # (the same number of no-op Lua->C method calls) and Python's
 # multiprocessing measured the same way.
 #   sh bench/ir.sh [N]        (N defaults to 20000)
@@ -25,18 +25,22 @@ ir() {
 	IPCSH_DIR=$dir valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 |
 		sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
-# per_pair LABEL CMD... (the last argument of CMD is the iteration count)
+# per_pair LABEL CMD...: the median of 3 measurements.  Lua and Python
+# seed their string hashes at random (address and time), which moves a count
+# by a few per cent from run to run; the median steadies it.
 per_pair() {
 	label=$1
 	shift
-	a=$(ir "$@" 0)
-	b=$(ir "$@" "$N")
-	if [ -z "$a" ] || [ -z "$b" ]; then
-		echo "$label: could not measure" >&2
-		echo "-"
-		return
-	fi
-	echo $(((b - a) / N))
+	for _ in 1 2 3; do
+		a=$(ir "$@" 0)
+		b=$(ir "$@" "$N")
+		if [ -z "$a" ] || [ -z "$b" ]; then
+			echo "$label: could not measure" >&2
+			echo "-"
+			return
+		fi
+		echo $(((b - a) / N))
+	done | sort -n | sed -n 2p
 }
 
 lua_case() { # body of the loop, set-up

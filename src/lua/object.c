@@ -30,16 +30,7 @@ int ipcl_raise_obj(lua_State *L, ipcl_handle *h, const ipc_error *err)
 	                  err->msg);
 }
 
-ipcl_handle *ipcl_test(lua_State *L, int idx)
-{
-	ipcl_handle *h = lua_touserdata(L, idx);
-	if (!h || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) < sizeof(ipcl_handle) ||
-	    h->magic != IPCL_HANDLE_MAGIC)
-		return NULL;
-	return h;
-}
-
-ipcl_handle *ipcl_check(lua_State *L, int idx, const ipcl_type *t)
+void ipcl_check_fail(lua_State *L, int idx, const ipcl_type *t)
 {
 	ipcl_handle *h = ipcl_test(L, idx);
 	if (!h || h->type != t) {
@@ -47,9 +38,8 @@ ipcl_handle *ipcl_check(lua_State *L, int idx, const ipcl_type *t)
 		    lua_pushfstring(L, "%s expected, got %s", t->ops->name, luaL_typename(L, idx));
 		luaL_argerror(L, idx, msg);
 	}
-	if (!h->seg)
-		luaL_error(L, "attempt to use a closed %s", t->ops->name);
-	return h;
+	luaL_error(L, "attempt to use a closed %s", t->ops->name);
+	abort(); /* not reached: both raise */
 }
 
 ipc_deadline ipcl_opt_timeout(lua_State *L, int idx)

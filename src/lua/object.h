@@ -41,11 +41,28 @@ struct ipcl_handle {
  * the module table at the top of the stack. */
 void ipcl_register_type(lua_State *L, const ipcl_type *t);
 
-/* Handle at idx of type t, open; raises "bad argument" or "attempt to use a
- * closed mutex". */
-ipcl_handle *ipcl_check(lua_State *L, int idx, const ipcl_type *t);
-/* Handle of any type at idx (NULL when not a handle). */
-ipcl_handle *ipcl_test(lua_State *L, int idx);
+/* Handle of any type at idx (NULL when not a handle).  Inline: it runs on
+ * every method call.  lua_rawlen is 0 for a light userdata, so a pointer
+ * that is not one of our full userdata is never dereferenced. */
+static inline ipcl_handle *ipcl_test(lua_State *L, int idx)
+{
+	ipcl_handle *h = lua_touserdata(L, idx);
+	if (!h || lua_rawlen(L, idx) < sizeof(ipcl_handle) || h->magic != IPCL_HANDLE_MAGIC)
+		return NULL;
+	return h;
+}
+
+/* Raises "bad argument" (wrong type) or "attempt to use a closed mutex". */
+_Noreturn void ipcl_check_fail(lua_State *L, int idx, const ipcl_type *t);
+
+/* Handle at idx of type t, open; raises otherwise. */
+static inline ipcl_handle *ipcl_check(lua_State *L, int idx, const ipcl_type *t)
+{
+	ipcl_handle *h = ipcl_test(L, idx);
+	if (!h || h->type != t || !h->seg)
+		ipcl_check_fail(L, idx, t);
+	return h;
+}
 const ipcl_type *ipcl_find_type(uint32_t id);
 
 /* Raise a Lua error from a core error. */
