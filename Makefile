@@ -149,7 +149,8 @@ clean:
 # The core is compiled a second time, PIC with hidden visibility, into
 # $(B)/lib/ (no Lua headers, no libpq); only ipcsh_* is exported (the
 # header's IPCSH_API plus src/lib/libipcsh.map).  Outputs: $(B)/libipcsh.so*
-# and $(B)/ipcsh.pc.  `make lib` builds just these; `all` includes them.
+# (`make lib`, part of `all`); ipcsh.pc is written by install-lib, with
+# the PREFIX / LIBDIR / INCLUDEDIR of that install.
 BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -166,7 +167,7 @@ LIB_FORMAT := $(LIB_SRC) include/ipcsh.h $(wildcard examples/c/*.c spec/support/
 
 .PHONY: lib install-lua install-lib uninstall-lib package-check
 all: lib
-lib: $(LIB_FILE) $(B)/$(LIB_SONAME) $(B)/libipcsh.so $(B)/ipcsh.pc
+lib: $(LIB_FILE) $(B)/$(LIB_SONAME) $(B)/libipcsh.so
 
 $(B)/lib/%.o: %.c include/ipcsh.h $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)
@@ -179,17 +180,16 @@ $(LIB_FILE): $(LIB_OBJ) src/lib/libipcsh.map
 $(B)/$(LIB_SONAME) $(B)/libipcsh.so: $(LIB_FILE)
 	ln -sf $(notdir $(LIB_FILE)) $@
 
-$(B)/ipcsh.pc: src/lib/ipcsh.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(LIB_VERSION)|g' $< > $@
-
 install-lib: lib
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 644 $(LIB_FILE) $(DESTDIR)$(LIBDIR)/
 	ln -sf $(notdir $(LIB_FILE)) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libipcsh.so
 	install -m 644 include/ipcsh.h $(DESTDIR)$(INCLUDEDIR)/ipcsh.h
-	install -m 644 $(B)/ipcsh.pc $(DESTDIR)$(PKGCONFIGDIR)/ipcsh.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(LIB_VERSION)|g' \
+		src/lib/ipcsh.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/ipcsh.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/ipcsh.pc
 
 uninstall-lib:
 	rm -f $(DESTDIR)$(LIBDIR)/$(notdir $(LIB_FILE)) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME) \
