@@ -120,6 +120,28 @@ describe('libipcsh', function()
     s:remove()
   end)
 
+  it('a signal does not end a C wait: the handler runs, the wait goes on', function()
+    local name = H.name('G')
+    local s = ipc.semaphore(name)
+    local file = tmp .. '/sig-' .. name
+    local h = ipc.spawn({ capi, 'sigwait', name, file })
+    local reaped = false
+    finally(function()
+      if not reaped then h:kill(9) h:wait() end
+    end)
+    assert.truthy(H.wait_until(function() return s:info().waiters == 1 end, 10000))
+    h:kill(10) -- SIGUSR1: its handler appends "s" to the file
+    assert.truthy(H.wait_until(function() return H.read_file(file) == 's' end, 10000))
+    -- still waiting (the process is alive and registered), nothing more written
+    assert.equal(1, s:info().waiters)
+    assert.equal('s', H.read_file(file))
+    s:post()
+    assert.equal(0, h:wait(20000))
+    reaped = true
+    assert.equal('sOK', H.read_file(file))
+    s:remove()
+  end)
+
   it('shares queues with Lua: defaults, priorities, binary sizes', function()
     local name = H.name('Q')
     assert.equal('OK', c('send', name, '5', 'from C'))

@@ -8,12 +8,16 @@
  *   capi_test send NAME PRIO MSG [TIMEOUT_MS]
  *   capi_test recv NAME CAP TIMEOUT_MS    -> OK PRIO LEN MSG | TIMEOUT | ERR..
  *   capi_test remove NAME
+ *   capi_test sigwait NAME FILE           semaphore wait (forever) with a
+ *                                         SIGUSR1 handler that appends "s" to
+ *                                         FILE; then appends the result
  *   capi_test selftest NAME               in-process checks; "selftest ok"
  * Exit status 0 unless the arguments were bad or a selftest check failed. */
 #include <ipcsh.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +43,14 @@ static void print_result(int r, const ipcsh_error *e)
 }
 
 static int failures;
+static int sigfd = -1;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	if (write(sigfd, "s", 1) != 1)
+		_exit(3);
+}
 
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
@@ -101,6 +113,15 @@ static int selftest(const char *base)
 	CHECK(ipcsh_mutex_lock(m2, 0, &e) == IPCSH_ERR && e.code == EDEADLK);
 	CHECK(ipcsh_mutex_unlock(m2, &e) == IPCSH_OK);
 	ipcsh_mutex_close(m2);
+	/* closing the process's last handle releases what it holds */
+	CHECK(ipcsh_mutex_lock(m, 0, &e) == IPCSH_OK);
+	ipcsh_mutex_close(m);
+	m = ipcsh_mutex_open(name, NULL, &e);
+	CHECK(m != NULL);
+	if (!m)
+		return 1;
+	CHECK(ipcsh_mutex_lock(m, 0, &e) == IPCSH_OK);
+	CHECK(ipcsh_mutex_unlock(m, &e) == IPCSH_OK);
 	ipcsh_mutex_close(m);
 
 	/* a name holding another type */
@@ -240,6 +261,26 @@ int main(int argc, char **argv)
 		printf("\n");
 		free(buf);
 		ipcsh_queue_close(q);
+		return 0;
+	}
+	if (strcmp(cmd, "sigwait") == 0 && argc == 4) {
+		ipcsh_semaphore *s = ipcsh_semaphore_open(name, NULL, &e);
+		sigfd = open(argv[3], O_WRONLY | O_CREAT | O_APPEND, 0644);
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_usr1; /* no SA_RESTART: the wait sees EINTR */
+		sigemptyset(&sa.sa_mask);
+		if (!s || sigfd < 0 || sigaction(SIGUSR1, &sa, NULL) != 0)
+			return 1;
+		r = ipcsh_semaphore_wait(s, -1, &e);
+		char line[400];
+		int n = snprintf(line, sizeof line, "%s",
+		                 r == IPCSH_OK        ? "OK"
+		                 : r == IPCSH_TIMEOUT ? "TIMEOUT"
+		                                      : e.message);
+		if (write(sigfd, line, (size_t)n) != n)
+			return 1;
+		ipcsh_semaphore_close(s);
 		return 0;
 	}
 	if (strcmp(cmd, "remove") == 0 && argc == 3) {
