@@ -19,8 +19,13 @@ SANFLAGS :=
 OPT := -O2
 endif
 
-# Missing headers or busted: run our own installer (as root) first.
+# Missing headers or busted: run our own installer (as root) first.  A
+# packager's build (LuaRocks, debian/rules) names LUA_INCDIR and is trusted.
+ifneq ($(LUA_INCDIR),)
+DEPS_OK := yes
+else
 DEPS_OK := $(shell pkg-config --exists $(LUA_PC) 2>/dev/null && command -v busted >/dev/null 2>&1 && echo yes)
+endif
 ifneq ($(DEPS_OK),yes)
 ifneq ($(MAKECMDGOALS),clean)
 $(info Lua 5.4 headers or busted are missing: running scripts/install-deps.sh)
@@ -31,7 +36,7 @@ endif
 endif
 endif
 
-LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PC))
+LUA_CFLAGS := $(if $(LUA_INCDIR),-I$(LUA_INCDIR),$(shell pkg-config --cflags $(LUA_PC)))
 
 # PostgreSQL (ipc.connect) only when libpq is installed; PG=0 disables it.
 ifneq ($(PG),0)
@@ -123,21 +128,79 @@ bench: all
 bench-ir: all
 	sh bench/ir.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 755 $(BIN)/ipcsh $(DESTDIR)$(PREFIX)/bin/ipcsh
-	install -m 644 $(BIN)/interprocess.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/interprocess.so
+# install = install-lua (runner, module, man page) + install-lib (libipcsh).
+install: install-lua install-lib
+
+install-lua: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUA_CMODDIR) $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BIN)/ipcsh $(DESTDIR)$(BINDIR)/ipcsh
+	install -m 644 $(BIN)/interprocess.so $(DESTDIR)$(LUA_CMODDIR)/interprocess.so
 	if [ -f docs/ipcsh.1 ]; then install -m 644 docs/ipcsh.1 $(DESTDIR)$(PREFIX)/share/man/man1/ipcsh.1; fi
 
-uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/ipcsh $(DESTDIR)$(PREFIX)/lib/lua/5.4/interprocess.so \
+uninstall: uninstall-lib
+	rm -f $(DESTDIR)$(BINDIR)/ipcsh $(DESTDIR)$(LUA_CMODDIR)/interprocess.so \
 		$(DESTDIR)$(PREFIX)/share/man/man1/ipcsh.1
 
 format:
-	clang-format -i $(CORE_SRC) $(LUA_SRC) $(RUNNER_SRC) src/*/*.h tools/*.c
+	clang-format -i $(CORE_SRC) $(LUA_SRC) $(RUNNER_SRC) src/*/*.h tools/*.c $(LIB_FORMAT)
 
 check-format:
-	clang-format --dry-run -Werror $(CORE_SRC) $(LUA_SRC) $(RUNNER_SRC) src/*/*.h tools/*.c
+	clang-format --dry-run -Werror $(CORE_SRC) $(LUA_SRC) $(RUNNER_SRC) src/*/*.h tools/*.c $(LIB_FORMAT)
 
 clean:
 	rm -rf build build-san ipcsh interprocess.so
+
+# --- libipcsh: the core for C programs (include/ipcsh.h, src/lib/) -------
+# The core is compiled a second time, PIC with hidden visibility, into
+# $(B)/lib/ (no Lua headers, no libpq); only ipcsh_* is exported (the
+# header's IPCSH_API plus src/lib/libipcsh.map).  Outputs: $(B)/libipcsh.so*
+# (`make lib`, part of `all`); ipcsh.pc is written by install-lib, with
+# the PREFIX / LIBDIR / INCLUDEDIR of that install.
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+LUA_CMODDIR ?= $(PREFIX)/lib/lua/5.4
+LIB_VERSION := 0.1.0
+LIB_SONAME := libipcsh.so.0
+LIB_SRC := $(sort $(wildcard src/lib/*.c))
+LIB_OBJ := $(CORE_SRC:%.c=$(B)/lib/%.o) $(LIB_SRC:%.c=$(B)/lib/%.o)
+LIB_FILE := $(B)/libipcsh.so.$(LIB_VERSION)
+LIB_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC -pthread -fvisibility=hidden -Iinclude \
+	$(WARN) $(SANFLAGS) $(CFLAGS)
+LIB_FORMAT := $(LIB_SRC) include/ipcsh.h $(wildcard examples/c/*.c spec/support/capi/*.c)
+
+.PHONY: lib install-lua install-lib uninstall-lib package-check
+all: lib
+lib: $(LIB_FILE) $(B)/$(LIB_SONAME) $(B)/libipcsh.so
+
+$(B)/lib/%.o: %.c include/ipcsh.h $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c -o $@ $<
+
+$(LIB_FILE): $(LIB_OBJ) src/lib/libipcsh.map
+	$(CC) -shared -o $@ $(LIB_OBJ) -Wl,-soname,$(LIB_SONAME) \
+		-Wl,--version-script=src/lib/libipcsh.map -Wl,--no-undefined $(LDFLAGS_ALL)
+
+$(B)/$(LIB_SONAME) $(B)/libipcsh.so: $(LIB_FILE)
+	ln -sf $(notdir $(LIB_FILE)) $@
+
+install-lib: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 $(LIB_FILE) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(LIB_FILE)) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libipcsh.so
+	install -m 644 include/ipcsh.h $(DESTDIR)$(INCLUDEDIR)/ipcsh.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(LIB_VERSION)|g' \
+		src/lib/ipcsh.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/ipcsh.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/ipcsh.pc
+
+uninstall-lib:
+	rm -f $(DESTDIR)$(LIBDIR)/$(notdir $(LIB_FILE)) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME) \
+		$(DESTDIR)$(LIBDIR)/libipcsh.so $(DESTDIR)$(INCLUDEDIR)/ipcsh.h \
+		$(DESTDIR)$(PKGCONFIGDIR)/ipcsh.pc
+
+# Slow packaging checks (CI runs them once): .deb build + lintian, luarocks.
+package-check:
+	sh scripts/package-check.sh

@@ -5,6 +5,7 @@ set -e
 PKGS="build-essential pkg-config lua5.4 liblua5.4-dev lua-busted libpq-dev postgresql python3 procps"
 if [ "$1" = "--all" ]; then
 	PKGS="$PKGS python3 libboost-dev gnuplot-nox valgrind clang libclang-rt-14-dev"
+	PKGS="$PKGS debhelper dpkg-dev fakeroot lintian luarocks git" # make package-check
 fi
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: needs root. Run: sudo apt-get update && sudo apt-get install -y $PKGS" >&2
