@@ -8,28 +8,28 @@ local ipc = H.ipc
 local uid = select(2, H.sh('id -u')):match('%d+')
 local q = H.quote
 
--- Run code (with `ipc`) in a child whose environment is changed by env:
--- name -> value, or false to unset.  Returns status, stdout, stderr.
-local function run(env, code)
-  local words = { 'env' }
+-- `env` words for a table name -> value (false: unset).
+local function env_words(env)
+  local unset, set = {}, {}
   for k, v in pairs(env) do
-    if v == false then
-      words[#words + 1] = '-u ' .. k
-    else
-      words[#words + 1] = k .. '=' .. q(v)
-    end
+    if v == false then unset[#unset + 1] = '-u ' .. k else set[#set + 1] = k .. '=' .. q(v) end
   end
-  return H.sh(('%s %s -e %s'):format(table.concat(words, ' '), H.interpreter(),
+  table.sort(unset)
+  table.sort(set)
+  -- env takes its options before the first assignment
+  return table.concat({ 'env', table.concat(unset, ' '), table.concat(set, ' ') }, ' ')
+end
+
+-- Run code (with `ipc`) in a child whose environment is changed by env.
+-- Returns status, stdout, stderr.
+local function run(env, code)
+  return H.sh(('%s %s -e %s'):format(env_words(env), H.interpreter(),
     q('ipc = require "interprocess" ' .. code)))
 end
 
 -- The command line with the same kind of environment.
 local function cli(env, args)
-  local words = { 'env' }
-  for k, v in pairs(env) do
-    words[#words + 1] = v == false and '-u ' .. k or k .. '=' .. q(v)
-  end
-  return H.sh(('%s %s %s'):format(table.concat(words, ' '), q(H.bin), args))
+  return H.sh(('%s %s %s'):format(env_words(env), q(H.bin), args))
 end
 
 local function mode_of(path)

@@ -137,18 +137,33 @@ static int open_dir(const ipc_ns *ns)
 	return open(ns->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-/* Say why open_dir failed with errno e. */
+static int refuse_owner(const ipc_ns *ns, uid_t owner, ipc_error *err)
+{
+	char who[64];
+	user_name(owner, who, sizeof who);
+	return ipc_fail(err, EPERM,
+	                "private namespace %s is owned by %s (uid %u), not by you (uid %u): "
+	                "refused",
+	                ns->path, who, (unsigned)owner, (unsigned)geteuid());
+}
+
+/* Say why open_dir failed with errno e: by the rule the entry breaks when
+ * it breaks one (a directory we may not even enter is refused by its
+ * owner, not by "Permission denied"). */
 static int dir_open_error(const ipc_ns *ns, int e, ipc_error *err)
 {
 	struct stat st;
-	if (e == ELOOP || e == ENOTDIR) {
-		if (lstat(ns->path, &st) == 0 && S_ISLNK(st.st_mode))
+	if (e != ENOENT && lstat(ns->path, &st) == 0) {
+		if (S_ISLNK(st.st_mode))
 			return ipc_fail(err, ELOOP, "namespace %s is a symbolic link: refused",
 			                ns->path);
-		return ipc_fail(err, ENOTDIR, "namespace %s is not a directory: refused", ns->path);
+		if (!S_ISDIR(st.st_mode))
+			return ipc_fail(err, ENOTDIR, "namespace %s is not a directory: refused",
+			                ns->path);
+		if (!ns->shared && st.st_uid != geteuid())
+			return refuse_owner(ns, st.st_uid, err);
 	}
-	if (e == ENOENT)
-		/* ENOENT only for the private one, which is made on first use */
+	if (e == ENOENT) /* ENOENT only for the private one: made on first use */
 		return ipc_fail(err, ns->shared ? ENOTDIR : ENOENT, "namespace %s does not exist",
 		                ns->path);
 	return ipc_fail_os(err, e, "namespace %s", ns->path);
@@ -168,15 +183,8 @@ static int verify_dir(const ipc_ns *ns, ipc_error *err)
 			                ns->path, mode);
 		return IPC_OK;
 	}
-	if (st.st_uid != geteuid()) {
-		char who[64];
-		user_name(st.st_uid, who, sizeof who);
-		return ipc_fail(
-		    err, EPERM,
-		    "private namespace %s is owned by %s (uid %u), not by you (uid %u): "
-		    "refused",
-		    ns->path, who, (unsigned)st.st_uid, (unsigned)geteuid());
-	}
+	if (st.st_uid != geteuid())
+		return refuse_owner(ns, st.st_uid, err);
 	if (mode & 077)
 		return ipc_fail(err, EPERM,
 		                "private namespace %s has mode %04o: others may enter it (it must "
