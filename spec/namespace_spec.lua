@@ -214,6 +214,26 @@ describe('namespace', function()
       err)
   end)
 
+  it('without /dev/shm it is made in $XDG_RUNTIME_DIR, else named under /tmp', function()
+    if uid ~= '0' then pending('needs root (a mount namespace without /dev/shm)') return end
+    -- outside /dev, which is hidden below
+    local xdg = select(2, H.sh('mktemp -d /tmp/ipcsh-nsspec-xdg.XXXXXX')):match('%S+')
+    finally(function() H.sh('rm -rf ' .. q(xdg)) end)
+    -- /dev hidden by an empty tmpfs in a mount namespace of its own
+    local code, out, err = H.sh(('unshare -m sh -c %s'):format(q(([[
+      mount --make-rprivate / && mount -t tmpfs tmpfs /dev &&
+      %s XDG_RUNTIME_DIR=%s %s -e 'ipc = require "interprocess" print(ipc.namespace()) ipc.mutex("m")' &&
+      %s %s -e 'print(require("interprocess").namespace())']]):format(
+      env_words({ IPCSH_DIR = false, IPCSH_TMPDIR = false }), q(xdg), H.interpreter(),
+      env_words({ IPCSH_DIR = false, IPCSH_TMPDIR = false, XDG_RUNTIME_DIR = false }),
+      H.interpreter()))))
+    if code ~= 0 and err:match('unshare') then pending('no mount namespaces here') return end
+    assert.equal(0, code, err)
+    assert.equal(xdg .. '/ipcsh-0\n/tmp/ipcsh-0\n', out)
+    assert.equal('700', mode_of(xdg .. '/ipcsh-0'))
+    assert.truthy(H.read_file(xdg .. '/ipcsh-0/ipcs.m'))
+  end)
+
   it('IPCSH_TMPDIR must be absolute', function()
     local code, _, err = run({ IPCSH_DIR = false, IPCSH_TMPDIR = 'rel' }, 'ipc.mutex("m")')
     assert.are_not.equal(0, code)
