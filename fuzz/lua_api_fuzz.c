@@ -100,6 +100,7 @@ static const char prelude[] =
     "    local k, v = args[i]:match('^([^=]*)=(.*)$')\n"
     "    if k then opts[k] = value(v) else opts[#opts + 1] = value(args[i]) end\n"
     "  end\n"
+    "  opts.dir = nil -- objects stay in the private temporary directory\n"
     "  local name = args[2]\n"
     "  local ok, o\n"
     "  if name == nil or name == '' then ok, o = pcall(ipc[tn], opts)\n"

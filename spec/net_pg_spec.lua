@@ -57,6 +57,8 @@ describe('PostgreSQL only', function()
   it_('options that make no sense remotely are errors; file works as a name', function()
     assert.has_error(function() net.mutex(H.name(), { mode = 384 }) end)
     assert.has_error(function() net.mutex(H.name(), { cleanup = true }) end)
+    assert.has_error(function() net.mutex(H.name(), { dir = '/dev/shm' }) end,
+      "bad option 'dir' to 'mutex' (not supported by remote objects: see docs/distributed.md)")
     assert.has_error(function() net.mutex(H.name(), { bogus = 1 }) end)
     assert.has_error(function() net.mutex('9bad') end)
     assert.is_nil(net.shm)

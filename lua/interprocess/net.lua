@@ -273,7 +273,7 @@ function NS:open(tname, a, b)
   end
   opts = opts or {}
   for k in pairs(opts) do
-    if k == 'mode' or k == 'cleanup' then
+    if k == 'mode' or k == 'cleanup' or k == 'dir' then
       error(("bad option '%s' to '%s' (not supported by remote objects: see docs/distributed.md)"):format(k, fname), 3)
     end
     if not COMMON_OPTS[k] and not T.options[k] then

@@ -1,6 +1,7 @@
 #include "segment.h"
 
 #include "names.h"
+#include "namespace.h"
 #include "procid.h"
 #include "signals.h"
 
@@ -29,16 +30,18 @@ const char *ipc_type_name(uint32_t id)
 
 const char *ipc_dir(void)
 {
-	const char *d = getenv("IPCSH_DIR");
-	return d && *d ? d : "/dev/shm";
+	static _Thread_local char buf[IPC_NS_PATH_MAX];
+	ipc_error err;
+	int shared;
+	if (ipc_ns_path(buf, sizeof buf, NULL, &shared, &err))
+		snprintf(buf, sizeof buf, "%s", getenv("IPCSH_DIR") ? getenv("IPCSH_DIR") : "");
+	return buf;
 }
 
-static int object_path(char *buf, size_t size, const char *name, ipc_error *err)
+/* The entry of NAME in a directory: "ipcs.NAME" (names are short enough). */
+static void entry_name(char buf[IPC_NAME_MAX + 8], const char *name)
 {
-	int n = snprintf(buf, size, "%s/" PREFIX "%s", ipc_dir(), name);
-	if (n < 0 || (size_t)n >= size)
-		return ipc_fail(err, ENAMETOOLONG, "object directory path too long");
-	return IPC_OK;
+	snprintf(buf, IPC_NAME_MAX + 8, PREFIX "%s", name);
 }
 
 static uint64_t header_checksum(const ipc_header *h)
@@ -83,23 +86,44 @@ static ipc_segment *find_mapped(dev_t dev, ino_t ino)
 	return NULL;
 }
 
-/* Map an open object file, validating it as type ops. */
-static int map_fd(ipc_segment **out, int fd, const char *name, const char *path,
-                  const ipc_type_ops *ops, ipc_error *err)
+/* Open NAME's file in ns.  The trust rules are applied to the entry before
+ * opening it (so a file we may not use is refused by its rule, whatever
+ * open(2) would say, and open never blocks on a planted FIFO) and again to
+ * what was opened.  Returns the descriptor (its stat in *st) or IPC_ERR. */
+static int open_entry(const ipc_ns *ns, const char *what, const char *name, int flags,
+                      struct stat *st, ipc_error *err)
 {
-	struct stat st;
-	if (fstat(fd, &st) != 0)
-		return ipc_fail_os(err, errno, "%s \"%s\": cannot stat", ops->name, name);
-	if (!S_ISREG(st.st_mode))
-		return ipc_fail(err, 0, "%s \"%s\": not a regular file", ops->name, name);
-	/* Our objects are shared through their group; a world-writable file of
-	 * another user under one of our names may have been planted there. */
-	if (st.st_uid != geteuid() && (st.st_mode & S_IWOTH))
-		return ipc_fail(err, EPERM,
-		                "%s \"%s\": refusing a world-writable object owned by another user "
-		                "(uid %u)",
-		                ops->name, name, (unsigned)st.st_uid);
-	ipc_segment *seg = find_mapped(st.st_dev, st.st_ino);
+	char entry[IPC_NAME_MAX + 8];
+	entry_name(entry, name);
+	struct stat lst;
+	if (fstatat(ns->fd, entry, &lst, AT_SYMLINK_NOFOLLOW) != 0)
+		return ipc_fail_os(err, errno, "%s \"%s\"", what, name);
+	if (ipc_ns_trust(ns, &lst, what, name, err))
+		return IPC_ERR;
+	int fd = openat(ns->fd, entry, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			return ipc_fail(err, 0, "%s \"%s\" is a symbolic link: refused", what,
+			                name);
+		return ipc_fail_os(err, errno, "%s \"%s\"", what, name);
+	}
+	if (fstat(fd, st) != 0) {
+		int e = errno;
+		close(fd);
+		return ipc_fail_os(err, e, "%s \"%s\": cannot stat", what, name);
+	}
+	if (ipc_ns_trust(ns, st, what, name, err)) {
+		close(fd);
+		return IPC_ERR;
+	}
+	return fd;
+}
+
+/* Map an open object file (st: its fstat), validating it as type ops. */
+static int map_fd(ipc_segment **out, int fd, const struct stat *st, const ipc_ns *ns,
+                  const char *name, const ipc_type_ops *ops, ipc_error *err)
+{
+	ipc_segment *seg = find_mapped(st->st_dev, st->st_ino);
 	if (seg) {
 		if (seg->ops != ops)
 			return ipc_fail(err, 0, "\"%s\" is a %s, not a %s", name, seg->ops->name,
@@ -110,9 +134,9 @@ static int map_fd(ipc_segment **out, int fd, const char *name, const char *path,
 	}
 	ipc_header h;
 	memset(&h, 0, sizeof h);
-	if ((uint64_t)st.st_size >= sizeof h && pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
+	if ((uint64_t)st->st_size >= sizeof h && pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
 		return ipc_fail_os(err, errno, "%s \"%s\": cannot read", ops->name, name);
-	if (ipc_header_check(&h, (uint64_t)st.st_size, ops->id, name, err))
+	if (ipc_header_check(&h, (uint64_t)st->st_size, ops->id, name, err))
 		return IPC_ERR;
 	uint64_t body_size;
 	if (ops->layout(h.params, &body_size, err))
@@ -127,7 +151,7 @@ static int map_fd(ipc_segment **out, int fd, const char *name, const char *path,
 		free(local);
 		return ipc_fail(err, ENOMEM, "out of memory");
 	}
-	void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *base = mmap(NULL, (size_t)st->st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
 		int e = errno;
 		free(seg);
@@ -135,16 +159,16 @@ static int map_fd(ipc_segment **out, int fd, const char *name, const char *path,
 		return ipc_fail_os(err, e, "%s \"%s\": cannot map", ops->name, name);
 	}
 	seg->refs = 1;
-	seg->dev = st.st_dev;
-	seg->ino = st.st_ino;
+	seg->dev = st->st_dev;
+	seg->ino = st->st_ino;
 	seg->base = base;
-	seg->size = (size_t)st.st_size;
+	seg->size = (size_t)st->st_size;
 	seg->hdr = base;
 	seg->body = (char *)base + IPC_HEADER_SIZE;
 	seg->body_size = body_size;
 	seg->ops = ops;
 	seg->local = local;
-	snprintf(seg->path, sizeof seg->path, "%s", path);
+	snprintf(seg->path, sizeof seg->path, "%s/" PREFIX "%s", ns->path, name);
 	snprintf(seg->name, sizeof seg->name, "%s", name);
 	seg->next = mapped;
 	mapped = seg;
@@ -152,17 +176,14 @@ static int map_fd(ipc_segment **out, int fd, const char *name, const char *path,
 	return IPC_OK;
 }
 
-static int open_existing(ipc_segment **out, const char *name, const char *path,
+static int open_existing(ipc_segment **out, const ipc_ns *ns, const char *name,
                          const ipc_type_ops *ops, ipc_error *err)
 {
-	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			return ipc_fail(err, errno, "%s \"%s\": refusing to follow a symbolic link",
-			                ops->name, name);
-		return ipc_fail_os(err, errno, "%s \"%s\"", ops->name, name);
-	}
-	int r = map_fd(out, fd, name, path, ops, err);
+	struct stat st;
+	int fd = open_entry(ns, ops->name, name, O_RDWR, &st, err);
+	if (fd < 0)
+		return IPC_ERR;
+	int r = map_fd(out, fd, &st, ns, name, ops, err);
 	close(fd);
 	return r;
 }
@@ -170,22 +191,23 @@ static int open_existing(ipc_segment **out, const char *name, const char *path,
 /* Build a complete object under a temporary name, then link it into place.
  * Returns IPC_OK (created), IPC_TIMEOUT when the name already exists, or
  * IPC_ERR. */
-static int create_new(ipc_segment **out, const char *name, const char *path,
+static int create_new(ipc_segment **out, const ipc_ns *ns, const char *name,
                       const ipc_type_ops *ops, const ipc_open_opts *o, ipc_error *err)
 {
 	uint64_t body_size;
 	if (ops->layout(o->params, &body_size, err))
 		return IPC_ERR;
 	uint64_t total = IPC_HEADER_SIZE + body_size;
-	char tmp[sizeof((ipc_segment *)0)->path];
+	char tmp[64], entry[IPC_NAME_MAX + 8];
 	char uid[12];
 	ipc_uid(uid);
-	snprintf(tmp, sizeof tmp, "%s/" TMP_PREFIX "%llu.%s", ipc_dir(),
-	         (unsigned long long)ipc_self_token(), uid);
-	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, o->mode & 07777);
+	snprintf(tmp, sizeof tmp, TMP_PREFIX "%llu.%s", (unsigned long long)ipc_self_token(), uid);
+	entry_name(entry, name);
+	int fd = openat(ns->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	                o->mode & 07777);
 	if (fd < 0)
 		return ipc_fail_os(err, errno, "%s \"%s\": cannot create in %s", ops->name, name,
-		                   ipc_dir());
+		                   ns->path);
 	int r = IPC_ERR, e;
 	void *base = MAP_FAILED;
 	if (fchmod(fd, o->mode & 07777) != 0) {
@@ -222,7 +244,7 @@ static int create_new(ipc_segment **out, const char *name, const char *path,
 		goto fail;
 	munmap(base, (size_t)total);
 	base = MAP_FAILED;
-	if (link(tmp, path) != 0) {
+	if (linkat(ns->fd, tmp, ns->fd, entry, 0) != 0) {
 		e = errno;
 		if (e == EEXIST)
 			r = IPC_TIMEOUT;
@@ -230,42 +252,39 @@ static int create_new(ipc_segment **out, const char *name, const char *path,
 			ipc_fail_os(err, e, "%s \"%s\": cannot publish", ops->name, name);
 		goto fail;
 	}
-	unlink(tmp);
-	r = map_fd(out, fd, name, path, ops, err);
+	unlinkat(ns->fd, tmp, 0);
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		r = ipc_fail_os(err, errno, "%s \"%s\": cannot stat", ops->name, name);
+	else
+		r = map_fd(out, fd, &st, ns, name, ops, err);
 	close(fd);
 	return r;
 fail:
 	if (base != MAP_FAILED)
 		munmap(base, (size_t)total);
-	unlink(tmp);
+	unlinkat(ns->fd, tmp, 0);
 	close(fd);
 	return r;
 }
 
-int ipc_seg_open(ipc_segment **out, const char *name, const ipc_type_ops *ops,
-                 const ipc_open_opts *o, int *created, ipc_error *err)
+static int open_in(ipc_segment **out, const ipc_ns *ns, const char *name, const ipc_type_ops *ops,
+                   const ipc_open_opts *o, int *created, ipc_error *err)
 {
-	char path[sizeof((ipc_segment *)0)->path];
-	*created = 0;
-	if (!ipc_name_valid(name, strlen(name)))
-		return ipc_fail(err, 0, "invalid object name \"%s\"", name);
-	if (object_path(path, sizeof path, name, err))
-		return IPC_ERR;
 	for (int attempt = 0; attempt < 100; attempt++) {
 		if (o->assert_mode != IPC_OPEN_CREATE) {
-			int r = open_existing(out, name, path, ops, err);
-			if (r == IPC_OK)
-				goto opened;
+			if (open_existing(out, ns, name, ops, err) == IPC_OK)
+				return IPC_OK;
 			if (err->code != ENOENT)
 				return IPC_ERR;
 			if (o->assert_mode == IPC_OPEN_EXISTS)
 				return ipc_fail(err, ENOENT, "%s \"%s\" does not exist", ops->name,
 				                name);
 		}
-		int r = create_new(out, name, path, ops, o, err);
+		int r = create_new(out, ns, name, ops, o, err);
 		if (r == IPC_OK) {
 			*created = 1;
-			goto opened;
+			return IPC_OK;
 		}
 		if (r == IPC_ERR)
 			return IPC_ERR;
@@ -274,11 +293,26 @@ int ipc_seg_open(ipc_segment **out, const char *name, const ipc_type_ops *ops,
 		/* lost a creation race (or it was removed again): retry the open */
 	}
 	return ipc_fail(err, EAGAIN, "%s \"%s\": keeps disappearing while opened", ops->name, name);
-opened:
-	if (o->cleanup)
+}
+
+int ipc_seg_open(ipc_segment **out, const char *name, const ipc_type_ops *ops,
+                 const ipc_open_opts *o, int *created, ipc_error *err)
+{
+	*created = 0;
+	if (!ipc_name_valid(name, strlen(name)))
+		return ipc_fail(err, 0, "invalid object name \"%s\"", name);
+	ipc_ns ns;
+	if (ipc_ns_open(&ns, o->dir, o->assert_mode != IPC_OPEN_EXISTS, err)) {
+		if (err->code == ENOENT && o->assert_mode == IPC_OPEN_EXISTS)
+			return ipc_fail(err, ENOENT, "%s \"%s\" does not exist", ops->name, name);
+		return IPC_ERR;
+	}
+	int r = open_in(out, &ns, name, ops, o, created, err);
+	ipc_ns_close(&ns);
+	if (r == IPC_OK && o->cleanup)
 		ipc_cleanup_add((*out)->path, (unsigned long)(*out)->dev,
 		                (unsigned long)(*out)->ino);
-	return IPC_OK;
+	return r;
 }
 
 void ipc_seg_release(ipc_segment *seg)
@@ -299,23 +333,20 @@ void ipc_seg_release(ipc_segment *seg)
 
 int ipc_seg_peek(const char *name, ipc_header *hdr, ipc_error *err)
 {
-	char path[sizeof((ipc_segment *)0)->path];
+	memset(hdr, 0, sizeof *hdr);
 	if (!ipc_name_valid(name, strlen(name)))
 		return ipc_fail(err, 0, "invalid object name \"%s\"", name);
-	if (object_path(path, sizeof path, name, err))
-		return IPC_ERR;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return ipc_fail_os(err, errno, "\"%s\"", name);
+	ipc_ns ns;
+	if (ipc_ns_open(&ns, NULL, 0, err))
+		return IPC_ERR; /* ENOENT: no private namespace yet, so no object */
 	struct stat st;
+	int fd = open_entry(&ns, "object", name, O_RDONLY, &st, err);
+	ipc_ns_close(&ns);
+	if (fd < 0)
+		return IPC_ERR;
 	int r = IPC_OK;
-	memset(hdr, 0, sizeof *hdr);
-	if (fstat(fd, &st) != 0)
-		r = ipc_fail_os(err, errno, "\"%s\": cannot stat", name);
-	else if (!S_ISREG(st.st_mode))
-		r = ipc_fail(err, 0, "\"%s\": not a regular file", name);
-	else if ((uint64_t)st.st_size >= sizeof *hdr &&
-	         pread(fd, hdr, sizeof *hdr, 0) != (ssize_t)sizeof *hdr)
+	if ((uint64_t)st.st_size >= sizeof *hdr &&
+	    pread(fd, hdr, sizeof *hdr, 0) != (ssize_t)sizeof *hdr)
 		r = ipc_fail_os(err, errno, "\"%s\": cannot read", name);
 	else
 		r = ipc_header_check(hdr, (uint64_t)st.st_size, 0, name, err);
@@ -323,20 +354,34 @@ int ipc_seg_peek(const char *name, ipc_header *hdr, ipc_error *err)
 	return r;
 }
 
+/* Your own entries go whatever they are (a link is removed, not followed);
+ * another user's only when the trust rules would let you use it. */
+static int unlink_in(const ipc_ns *ns, const char *name, ipc_error *err)
+{
+	char entry[IPC_NAME_MAX + 8], path[sizeof((ipc_segment *)0)->path];
+	entry_name(entry, name);
+	struct stat st;
+	if (fstatat(ns->fd, entry, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : ipc_fail_os(err, errno, "cannot remove \"%s\"", name);
+	if (st.st_uid != geteuid() && ipc_ns_trust(ns, &st, "object", name, err))
+		return IPC_ERR;
+	if (unlinkat(ns->fd, entry, 0) != 0)
+		return errno == ENOENT ? 0 : ipc_fail_os(err, errno, "cannot remove \"%s\"", name);
+	snprintf(path, sizeof path, "%s/%s", ns->path, entry);
+	ipc_cleanup_forget(path);
+	return 1;
+}
+
 int ipc_seg_unlink(const char *name, ipc_error *err)
 {
-	char path[sizeof((ipc_segment *)0)->path];
 	if (!ipc_name_valid(name, strlen(name)))
 		return ipc_fail(err, 0, "invalid object name \"%s\"", name);
-	if (object_path(path, sizeof path, name, err))
-		return IPC_ERR;
-	if (unlink(path) == 0) {
-		ipc_cleanup_forget(path);
-		return 1;
-	}
-	if (errno == ENOENT)
-		return 0;
-	return ipc_fail_os(err, errno, "cannot remove \"%s\"", name);
+	ipc_ns ns;
+	if (ipc_ns_open(&ns, NULL, 0, err))
+		return err->code == ENOENT ? 0 : IPC_ERR;
+	int r = unlink_in(&ns, name, err);
+	ipc_ns_close(&ns);
+	return r;
 }
 
 int ipc_seg_remove(ipc_segment *seg, ipc_error *err)
@@ -359,30 +404,38 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* A temporary file whose creator is dead is the remains of an interrupted
- * creation: nobody can ever see it, so remove it. */
-static void reap_tmp(const char *dir, const char *entry)
+ * creation: nobody can ever see it, so remove it (only our own: other
+ * users' files are theirs to clean). */
+static void reap_tmp(const ipc_ns *ns, const char *entry)
 {
 	ipc_token t = strtoull(entry + strlen(TMP_PREFIX), NULL, 10);
-	if (t && !ipc_token_alive(t)) {
-		char path[sizeof((ipc_segment *)0)->path];
-		snprintf(path, sizeof path, "%s/%s", dir, entry);
-		unlink(path);
-	}
+	struct stat st;
+	if (t && !ipc_token_alive(t) && fstatat(ns->fd, entry, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_uid == geteuid())
+		unlinkat(ns->fd, entry, 0);
 }
 
 int ipc_seg_list(void (*fn)(const char *name, void *ud), void *ud, ipc_error *err)
 {
-	const char *dir = ipc_dir();
-	DIR *d = opendir(dir);
-	if (!d)
-		return ipc_fail_os(err, errno, "cannot read %s", dir);
+	ipc_ns ns;
+	if (ipc_ns_open(&ns, NULL, 0, err))
+		return err->code == ENOENT ? IPC_OK : IPC_ERR; /* no private namespace yet */
+	int dfd = dup(ns.fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		int e = errno;
+		if (dfd >= 0)
+			close(dfd);
+		ipc_ns_close(&ns);
+		return ipc_fail_os(err, e, "cannot read %s", ns.path);
+	}
 	char **names = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
 	int r = IPC_OK;
 	while ((de = readdir(d))) {
 		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
-			reap_tmp(dir, de->d_name);
+			reap_tmp(&ns, de->d_name);
 			continue;
 		}
 		if (strncmp(de->d_name, PREFIX, strlen(PREFIX)) != 0)
@@ -406,6 +459,7 @@ int ipc_seg_list(void (*fn)(const char *name, void *ud), void *ud, ipc_error *er
 		n++;
 	}
 	closedir(d);
+	ipc_ns_close(&ns);
 	if (r == IPC_OK) {
 		if (n > 1) /* qsort(NULL, 0, ...) is undefined: an empty directory */
 			qsort(names, n, sizeof *names, cmp_str);

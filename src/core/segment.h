@@ -2,9 +2,9 @@
  *
  * Layout of every segment (see docs/design.md):
  *   [ ipc_header (256 bytes) ][ body (type-specific, 64-byte aligned) ]
- * The file lives at $IPCSH_DIR/ipcsh.NAME (default /dev/shm).  It is built
- * under a temporary name and published with link(2), so an opener sees no
- * object or a complete one. */
+ * The file is ipcs.NAME in the namespace (namespace.h: the caller's private
+ * directory, or $IPCSH_DIR / opts.dir).  It is built under a temporary name
+ * and published with link(2), so an opener sees no object or a complete one. */
 #ifndef IPC_SEGMENT_H
 #define IPC_SEGMENT_H
 
@@ -89,10 +89,12 @@ typedef struct ipc_open_opts {
 	int assert_mode; /* IPC_OPEN_* */
 	unsigned mode;   /* permission bits for a new object */
 	int cleanup;     /* remove at exit */
+	const char *dir; /* the namespace (shared); NULL: the default */
 	uint64_t params[IPC_NPARAMS];
 } ipc_open_opts;
 
-/* The directory holding objects: $IPCSH_DIR or /dev/shm. */
+/* The absolute path of the default namespace ($IPCSH_DIR, else the private
+ * directory); not checked, not created. */
 const char *ipc_dir(void);
 
 /* Open (or create) NAME as type ops.  *created tells which happened. */

@@ -12,7 +12,7 @@
 
 static const ipcl_type *types[IPC_T_MAX + 1];
 
-static const char *const common_options[] = {"file", "assert", "cleanup", "mode", NULL};
+static const char *const common_options[] = {"file", "assert", "cleanup", "mode", "dir", NULL};
 
 const ipcl_type *ipcl_find_type(uint32_t id)
 {
@@ -294,6 +294,17 @@ static int l_construct(lua_State *L)
 		lua_pop(L, 1);
 		o.cleanup = ipcl_opt_bool_field(L, opts, "cleanup", 0, fname);
 		o.mode = (unsigned)ipcl_opt_int_field(L, opts, "mode", 0600, 0, 0777, fname);
+		/* a shared namespace for this object; the string stays in opts */
+		if (lua_getfield(L, opts, "dir") != LUA_TNIL) {
+			size_t len = 0;
+			if (lua_type(L, -1) == LUA_TSTRING)
+				o.dir = lua_tolstring(L, -1, &len);
+			if (!o.dir || len == 0 || strlen(o.dir) != len)
+				luaL_error(
+				    L, "bad option 'dir' to '%s' (directory path expected, got %s)",
+				    fname, luaL_typename(L, -1));
+		}
+		lua_pop(L, 1);
 	}
 	if (t->parse_opts)
 		t->parse_opts(L, opts, o.params, fname);
@@ -564,6 +575,7 @@ void ipcl_open_object(lua_State *L)
 	                               {"hash", l_hash},
 	                               {"valid_name", l_valid_name},
 	                               {"dir", l_dir},
+	                               {"namespace", l_dir},
 	                               {NULL, NULL}};
 	luaL_setfuncs(L, fns, 0);
 }
