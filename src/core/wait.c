@@ -90,8 +90,10 @@ static int waitv_state; /* 0 unknown, 1 native, -1 fallback */
 
 int ipc_wait_words_native(void)
 {
-	if (!waitv_state)
-		waitv_state = HAVE_WAITV && !getenv("IPCSH_TEST_NO_WAITV") ? 1 : -1;
+	if (!waitv_state) {
+		const char *no = getenv("IPCSH_TEST_NO_WAITV");
+		waitv_state = HAVE_WAITV && !(no && *no) ? 1 : -1;
+	}
 	return waitv_state > 0;
 }
 
