@@ -350,6 +350,56 @@ describe('ipc.select', function()
     assert.is_true(ipc.clock() - t0 < 60000)
   end)
 
+  it('passes on a queue wake-up it absorbed to a plain receiver (no stranded sleeper)', function()
+    -- S (select on {s, q}) sleeps first, then R (q:receive).  A send wakes
+    -- the first sleeper, S; a post right after makes S take s instead.  The
+    -- message is R's then, and R must be woken at once, not by its 1 s
+    -- safety-net re-check: the round's latency says which.
+    local lat, rounds = {}, 0
+    while #lat < 5 and rounds < 40 do
+      rounds = rounds + 1
+      local q, s = newq(), news()
+      local S = spawn([[
+        local q, s = ipc.queue(A[2]), ipc.semaphore(A[3])
+        local o = ipc.select({ s, q }, 30000)
+        print(o == s and 's' or o == q and 'q' or 'none')
+      ]], q.name, s.name)
+      H.guard(S, finally)
+      assert.truthy(H.wait_until(function()
+        return q:info().waiting_receivers == 1 and s:info().waiters == 1
+      end, 20000))
+      local R = spawn([[
+        local q = ipc.queue(A[2])
+        local m = q:receive(30000)
+        print(m, ipc.clock())
+      ]], q.name)
+      H.guard(R, finally)
+      assert.truthy(H.wait_until(function() return q:info().waiting_receivers == 2 end, 20000))
+      ipc.sleep(20) -- both asleep in the kernel, S first
+      local t0 = ipc.clock()
+      q:send('m')
+      s:post(1)
+      assert.equal(0, S:wait(30000))
+      local took = S.out:match('^(%a+)')
+      if took == 's' then
+        assert.equal(0, R:wait(30000))
+        local m, at = R.out:match('^(%S+)\t(%S+)')
+        assert.equal('m', m)
+        lat[#lat + 1] = tonumber(at) - t0
+      else
+        assert.equal('q', took)
+        s:wait(0)
+        q:send('other')
+        assert.equal(0, R:wait(30000))
+      end
+      q:close()
+      s:close()
+    end
+    assert.is_true(#lat >= 3, ('only %d of %d rounds took the semaphore'):format(#lat, rounds))
+    -- a stranded R would wait for its safety-net tick: 500 ms on average
+    assert.is_true(median(lat) < 200, 'latencies ' .. table.concat(lat, ' '))
+  end)
+
   it('auto-reset event: a set granted to a selector that takes another object is given back',
     function()
       local q, ea = newq(), newe({ auto_reset = true })
