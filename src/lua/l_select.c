@@ -65,14 +65,14 @@ static int try_one(lua_State *L, ipc_sel_item *it, int k)
 		return 0;
 	if (it->type == IPC_T_EVENT && (it->seg->hdr->params[0] == 0)) {
 		/* manual reset: passing takes nothing (a pulse since the start counts) */
-		lua_geti(L, 1, k + 1);
+		lua_rawgeti(L, 1, k + 1);
 		lua_pushboolean(L, 1);
 		return 2;
 	}
 	const char *op = it->type == IPC_T_QUEUE   ? "receive"
 	                 : it->type == IPC_T_MUTEX ? "lock"
 	                                           : "wait";
-	lua_geti(L, 1, k + 1);
+	lua_rawgeti(L, 1, k + 1);
 	lua_getfield(L, -1, op);
 	lua_pushvalue(L, -2);
 	lua_pushinteger(L, 0);
@@ -90,7 +90,7 @@ static int f_select(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	ipc_deadline dl = ipcl_opt_timeout(L, 2);
 	lua_settop(L, 2);
-	lua_Integer n = luaL_len(L, 1);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, 1); /* raw: no user code runs */
 	if (n < 1)
 		return luaL_error(L, "bad argument #1 to 'select' (empty list)");
 	if (n > IPC_SELECT_MAX)
@@ -98,7 +98,7 @@ static int f_select(lua_State *L)
 		                  IPC_SELECT_MAX);
 	ipc_sel_item *items = lua_newuserdatauv(L, sizeof(ipc_sel_item) * (size_t)n, 0); /* 3 */
 	for (lua_Integer i = 1; i <= n; i++) {
-		lua_geti(L, 1, i);
+		lua_rawgeti(L, 1, i);
 		ipcl_handle *h = check_entry(L, i);
 		for (lua_Integer j = 0; j < i - 1; j++)
 			if (items[j].seg == h->seg)
