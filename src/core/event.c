@@ -375,3 +375,77 @@ int ipc_event_info(ipc_segment *seg, ipc_event_state *st, ipc_error *err)
 	unlock(b);
 	return IPC_OK;
 }
+
+/* ---- ipc.select hooks (src/core/select.c, docs/design.md "select protocol") ---- */
+
+uint32_t ipc_event_sel_start(ipc_segment *seg)
+{
+	return load32(&body_of(seg)->state);
+}
+
+int ipc_event_sel_passed(ipc_segment *seg, uint32_t w0)
+{
+	uint32_t w = load32(&body_of(seg)->state);
+	return (w & 1) || (!is_auto(seg) && (w >> 1) != (w0 >> 1));
+}
+
+int ipc_event_sel_arm(ipc_segment *seg, uint32_t w0, void **ref, uint32_t **word, uint32_t *seen,
+                      int64_t *slice, ipc_error *err)
+{
+	ev_body *b = body_of(seg);
+	*ref = NULL;
+	if (ipc_event_sel_passed(seg, w0))
+		return 1;
+	if (ev_lock_always(b, err) != IPC_OK)
+		return IPC_ERR;
+	if (ipc_event_sel_passed(seg, w0)) {
+		unlock(b);
+		return 1;
+	}
+	ev_slot *s;
+	int r = claim_slot(seg, b, &s, err);
+	unlock(b);
+	if (r != IPC_OK)
+		return r;
+	*ref = s;
+	if (is_auto(seg)) { /* a set is handed to our slot's own word */
+		*word = &s->word;
+		*seen = SLOT_WAITING;
+		*slice = IPC_SLICE_NS;
+		return 0;
+	}
+	/* manual: slot claimed (so set wakes), then the state read */
+	*word = &b->state;
+	*seen = load32(&b->state);
+	*slice = 0;
+	if (ipc_event_sel_passed(seg, w0)) {
+		ipc_event_sel_disarm(seg, s);
+		*ref = NULL;
+		return 1;
+	}
+	return 0;
+}
+
+void ipc_event_sel_disarm(ipc_segment *seg, void *ref)
+{
+	ev_body *b = body_of(seg);
+	ev_slot *s = ref;
+	ipc_error err;
+	if (!s)
+		return;
+	if (ev_lock_always(b, &err) != IPC_OK) {
+		if (load64(&s->token) == ipc_self_token())
+			store64(&s->token, 0);
+		return;
+	}
+	if (load64(&s->token) == ipc_self_token()) {
+		int granted = is_auto(seg) && load32(&s->word) == SLOT_GRANTED;
+		free_slot(b, s);
+		/* A set granted to us is given back, as if set() ran now: to the
+		 * oldest other waiter, else kept as the flag.  The selector then
+		 * takes it like anyone else, or leaves it for them. */
+		if (granted && (!load32(&b->used) || !grant_one(b)))
+			__atomic_fetch_or(&b->state, 1u, __ATOMIC_SEQ_CST);
+	}
+	unlock(b);
+}

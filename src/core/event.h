@@ -31,4 +31,16 @@ typedef struct ipc_event_state {
 /* Reaps dead waiters, then reports. */
 int ipc_event_info(ipc_segment *seg, ipc_event_state *st, ipc_error *err);
 
+/* ipc.select hooks (src/core/select.c).  start: the state word when a
+ * select begins (w0).  passed: the wait would pass now (set; manual reset:
+ * or set since w0, a pulse).  arm: 1 when passed (nothing registered);
+ * else 0 after claiming a waiter slot (*ref), with the futex word and
+ * value to sleep on and *slice.  disarm: free the slot; auto reset: a set
+ * granted to it is given back (to the oldest other waiter, else kept). */
+uint32_t ipc_event_sel_start(ipc_segment *seg);
+int ipc_event_sel_passed(ipc_segment *seg, uint32_t w0);
+int ipc_event_sel_arm(ipc_segment *seg, uint32_t w0, void **ref, uint32_t **word, uint32_t *seen,
+                      int64_t *slice, ipc_error *err);
+void ipc_event_sel_disarm(ipc_segment *seg, void *ref);
+
 #endif

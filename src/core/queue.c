@@ -837,3 +837,40 @@ int ipc_queue_stat(ipc_queue *v, ipc_queue_stats *st, ipc_error *err)
 	q_unlock(v);
 	return IPC_OK;
 }
+
+/* ---- ipc.select hooks (src/core/select.c, docs/design.md "select protocol") ---- */
+
+int ipc_queue_sel_arm(ipc_queue *v, int *slot, uint32_t *seen, int64_t *slice, ipc_error *err)
+{
+	ipc_qhdr *q = v->q;
+	*slot = -1;
+	if (q_relock(v, err) != IPC_OK)
+		return IPC_ERR;
+	if (q->count > 0) {
+		q_unlock(v);
+		return 1;
+	}
+	/* read under the lock: a send after the unlock changes it */
+	*seen = __atomic_load_n(&q->recv_seq, __ATOMIC_ACQUIRE);
+	*slot = reg_waiter(q, IPC_QW_RECV);
+	*slice = *slot < 0 ? OVERFLOW_SLICE_NS : q->in_flight > 0 ? IPC_SLICE_NS : 0;
+	q_unlock(v);
+	return 0;
+}
+
+void ipc_queue_sel_disarm(ipc_queue *v, int slot)
+{
+	ipc_qhdr *q = v->q;
+	ipc_error err;
+	if (q_relock(v, &err) != IPC_OK)
+		return; /* only corruption: the next sweep frees the slot once we exit */
+	if (slot >= 0) {
+		unreg_waiter(q, slot);
+		q->wakeups++;
+	}
+	/* The wake we absorbed may have been meant for a plain receiver: if a
+	 * message waits and other sleepers are registered, pass one on. */
+	if (q->count > 0 && q->recv_waiters)
+		wake_one(&q->recv_seq, q->recv_waiters, &q->recv_wakes);
+	q_unlock(v);
+}

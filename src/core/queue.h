@@ -130,4 +130,13 @@ static inline uint32_t ipc_queue_count(const ipc_queue *v)
 	return __atomic_load_n(&v->q->count, __ATOMIC_RELAXED);
 }
 
+/* ipc.select hooks (src/core/select.c).  arm: 1 when a message is ready
+ * (nothing registered); else 0 after registering this process as a
+ * receiving sleeper: *slot (-1: no slot free, poll), *seen (the value of
+ * q->recv_seq to sleep on) and *slice (0 or the longest sleep).  disarm:
+ * unregister, and pass one wake on if messages wait and other sleepers are
+ * registered (the wake this process absorbed may have been theirs). */
+int ipc_queue_sel_arm(ipc_queue *v, int *slot, uint32_t *seen, int64_t *slice, ipc_error *err);
+void ipc_queue_sel_disarm(ipc_queue *v, int slot);
+
 #endif

@@ -271,3 +271,46 @@ uint32_t ipc_sem_waiters(ipc_segment *seg)
 
 const ipc_type_ops ipc_semaphore_ops = {IPC_T_SEMAPHORE, "semaphore", 0,
                                         sem_layout,      sem_init,    NULL};
+
+/* ---- ipc.select hooks (src/core/select.c, docs/design.md "select protocol") ---- */
+
+int ipc_sem_sel_arm(ipc_segment *seg, int *slot, uint32_t **word, uint32_t *seen, int64_t *slice,
+                    ipc_error *err)
+{
+	ipc_sem_body *b = body_of(seg);
+	*slot = -1;
+	*word = &b->seq;
+	int r = lock_i(b, err);
+	if (r != IPC_OK)
+		return r;
+	*slot = ipc_slot_claim(b->waiter, sizeof(ipc_token), IPC_SEM_SLOTS, ipc_self_token());
+	if (*slot >= 0)
+		__atomic_add_fetch(&b->nwait, 1, __ATOMIC_SEQ_CST);
+	ipc_rlock_unlock(&b->i);
+	/* registered first, then seq, then the value: a post after this
+	 * sees nwait > 0 and bumps seq (see wake) */
+	*seen = __atomic_load_n(&b->seq, __ATOMIC_SEQ_CST);
+	*slice = *slot < 0 ? 1000000LL : b->undo ? IPC_SLICE_NS : 0;
+	if (__atomic_load_n(&b->value, __ATOMIC_SEQ_CST) > 0) {
+		ipc_sem_sel_disarm(seg, *slot);
+		*slot = -1;
+		return 1;
+	}
+	return 0;
+}
+
+void ipc_sem_sel_disarm(ipc_segment *seg, int slot)
+{
+	ipc_sem_body *b = body_of(seg);
+	ipc_error ignored;
+	if (slot >= 0 && lock_i(b, &ignored) == IPC_OK) {
+		if (__atomic_load_n(&b->waiter[slot], __ATOMIC_SEQ_CST) == ipc_self_token()) {
+			__atomic_store_n(&b->waiter[slot], 0, __ATOMIC_RELEASE);
+			__atomic_sub_fetch(&b->nwait, 1, __ATOMIC_SEQ_CST);
+		}
+		ipc_rlock_unlock(&b->i);
+	}
+	/* a post's wake may have reached us instead of a plain waiter */
+	if (__atomic_load_n(&b->value, __ATOMIC_SEQ_CST) > 0)
+		wake(b, 1);
+}

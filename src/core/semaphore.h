@@ -48,4 +48,13 @@ int64_t ipc_sem_value(ipc_segment *seg);
 /* Reap dead waiters and (undo) dead holders; returns waiters. */
 uint32_t ipc_sem_waiters(ipc_segment *seg);
 
+/* ipc.select hooks (src/core/select.c).  arm: 1 when a permit is there
+ * (nothing registered); else 0 after registering this process as a waiter:
+ * *slot (-1: no slot free, poll), the futex word and its value to sleep on,
+ * and *slice (0 or the longest sleep).  disarm: unregister, and pass one
+ * wake on if permits are left (wake() does nothing when no one waits). */
+int ipc_sem_sel_arm(ipc_segment *seg, int *slot, uint32_t **word, uint32_t *seen, int64_t *slice,
+                    ipc_error *err);
+void ipc_sem_sel_disarm(ipc_segment *seg, int slot);
+
 #endif

@@ -37,4 +37,26 @@ static inline void ipc_cpu_relax(void)
 #endif
 }
 
+/* ---- several words at once (ipc.select) ---- */
+
+/* Most words one ipc_wait_words call sleeps on (the kernel's limit). */
+#define IPC_WAIT_WORDS_MAX 128
+/* Fallback slice when the kernel lacks futex_waitv (before 5.16): sleep on
+ * the first word only, for at most this long, then re-check everything. */
+#define IPC_WAIT_WORDS_POLL_NS (5 * 1000000LL)
+
+/* Sleep while *words[i] == expected[i] for every i (1 <= n <=
+ * IPC_WAIT_WORDS_MAX), until a wake on any of them, the deadline, the end
+ * of a slice or one of our signals: futex_waitv(2) on shared futexes.
+ * Results as ipc_wait_word; *woken (may be NULL) is the index of the word
+ * that was woken, or -1.  Without futex_waitv (ENOSYS, or the environment
+ * variable IPCSH_TEST_NO_WAITV non-empty, for the tests) it sleeps on
+ * words[0] with a slice of at most IPC_WAIT_WORDS_POLL_NS: callers re-check
+ * all their conditions after every return anyway. */
+int ipc_wait_words(const uint32_t *const *words, const uint32_t *expected, int n,
+                   const ipc_deadline *dl, int64_t slice_ns, unsigned sigsnap, int *woken);
+
+/* 1 when ipc_wait_words uses futex_waitv, 0 when it falls back. */
+int ipc_wait_words_native(void);
+
 #endif

@@ -53,6 +53,7 @@ int luaopen_interprocess(lua_State *L)
 	ipcl_open_pidfile(L);
 	ipcl_open_proc(L);
 	ipcl_open_net(L);
+	ipcl_open_select(L);
 	lua_pushliteral(L, IPCSH_VERSION);
 	lua_setfield(L, -2, "version");
 	preload_embedded(L);

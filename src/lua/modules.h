@@ -20,6 +20,7 @@ void ipcl_open_codec(lua_State *L);     /* ipc.encode, ipc.decode */
 void ipcl_open_pidfile(lua_State *L);   /* ipc.pidfile */
 void ipcl_open_proc(lua_State *L);      /* fork, spawn, pid, sleep, clock */
 void ipcl_open_net(lua_State *L);       /* ipc.connect (PostgreSQL) */
+void ipcl_open_select(lua_State *L);    /* ipc.select */
 
 /* The Lua sources from lua/, embedded at build time (build/embedded.c). */
 typedef struct ipcl_embedded {
