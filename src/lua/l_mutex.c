@@ -24,7 +24,10 @@ static int guard_tostring(lua_State *L)
 {
 	lua_getiuservalue(L, 1, 1);
 	ipcl_handle *h = ipcl_test(L, -1);
-	lua_pushfstring(L, "guard of mutex \"%s\"", h && h->seg ? h->seg->name : "?");
+	if (h && h->seg)
+		lua_pushfstring(L, "guard of mutex \"%s\"", h->seg->name);
+	else
+		lua_pushliteral(L, "guard of a closed mutex");
 	return 1;
 }
 
@@ -64,8 +67,7 @@ static int do_lock(lua_State *L, int shared, int tidx)
 		return 1;
 	}
 	if (r == IPC_ERR)
-		return luaL_error(L, "%s: mutex \"%s\": %s", shared ? "lock_shared" : "lock",
-		                  h->seg->name, err.msg);
+		return ipcl_raise_obj(L, h, &err);
 	ipcl_check_interrupt(L, r);
 	lua_pushboolean(L, 0);
 	return 0;
@@ -119,7 +121,7 @@ static int m_held(lua_State *L)
 static int do_with(lua_State *L, int shared)
 {
 	ipcl_check(L, 1, &ipcl_mutex_type);
-	luaL_checktype(L, 2, LUA_TFUNCTION);
+	ipcl_checktype(L, 2, LUA_TFUNCTION);
 	lua_settop(L, 3);
 	if (!do_lock(L, shared, 3))
 		return 1;
