@@ -147,7 +147,8 @@ int ipcl_selferror(lua_State *L, const char *tname)
 		                     lua_pushfstring(L,
 		                                     "%s expected, got %s; call it with a "
 		                                     "colon: %s:%s(...)",
-		                                     tname, typename_of(L, 1), tname, m));
+		                                     tname, typename_of(L, 1),
+		                                     strchr(tname, ' ') ? "obj" : tname, m));
 	}
 	return ipcl_typeerror(L, 1, tname);
 }

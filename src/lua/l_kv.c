@@ -247,9 +247,8 @@ static int incr_body(lua_State *L)
 		lua_pop(L, 1);
 		lua_pushinteger(L, 0);
 	} else if (lua_type(L, -1) != LUA_TNUMBER) {
-		return luaL_error(
-		    L, "kv \"%s\": cannot incr key \"%s\": its value is a %s, not a number",
-		    t->h->seg->name, t->key, luaL_typename(L, -1));
+		return ipcl_error(L, "kv \"%s\": key \"%s\" holds a %s value, not a number",
+		                  t->h->seg->name, t->key, luaL_typename(L, -1));
 	}
 	lua_pushvalue(L, 1);
 	lua_arith(L, LUA_OPADD);

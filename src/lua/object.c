@@ -378,7 +378,7 @@ static int m_close(lua_State *L)
 {
 	ipcl_handle *h = ipcl_test(L, 1);
 	if (!h)
-		return ipcl_typeerror(L, 1, "ipc object");
+		return ipcl_selferror(L, "ipc object");
 	if (h->seg) {
 		if (h->type->on_close)
 			h->type->on_close(h);
@@ -392,7 +392,7 @@ static int m_remove(lua_State *L)
 {
 	ipcl_handle *h = ipcl_test(L, 1);
 	if (!h)
-		return ipcl_typeerror(L, 1, "ipc object");
+		return ipcl_selferror(L, "ipc object");
 	ipcl_check(L, 1, h->type);
 	ipc_error err;
 	int r = ipc_seg_remove(h->seg, &err);
@@ -424,7 +424,7 @@ static int m_info(lua_State *L)
 {
 	ipcl_handle *h = ipcl_test(L, 1);
 	if (!h)
-		return ipcl_typeerror(L, 1, "ipc object");
+		return ipcl_selferror(L, "ipc object");
 	ipcl_check(L, 1, h->type);
 	push_common_info(L, h);
 	return 1;
@@ -434,7 +434,7 @@ static int m_tostring(lua_State *L)
 {
 	ipcl_handle *h = ipcl_test(L, 1);
 	if (!h)
-		return ipcl_typeerror(L, 1, "ipc object");
+		return ipcl_selferror(L, "ipc object");
 	lua_getfield(L, 1, "name");
 	lua_pushfstring(L, "%s \"%s\"%s", h->type->ops->name, lua_tostring(L, -1),
 	                h->seg ? "" : " (closed)");
