@@ -31,22 +31,27 @@ static void name_table(lua_State *L, int names, int idx, const char *prefix)
 	}
 }
 
-/* The methods of a userdata type whose __index is a closure over them
- * (pidfile, process) or a table (guard). */
-static void name_metatable_methods(lua_State *L, int names, const char *mt)
+/* The methods of each of our metatables (registry "ipcsh.*"): handles keep
+ * them in __methods_mt.__index, pidfile and process handles in the upvalue
+ * of their __index function, guards in an __index table. */
+static void name_metatable_methods(lua_State *L, int names, int mt)
 {
-	if (luaL_getmetatable(L, mt) == LUA_TTABLE) {
-		int t = lua_getfield(L, -1, "__index");
-		if (t == LUA_TFUNCTION && lua_getupvalue(L, -1, 1)) {
-			if (lua_type(L, -1) == LUA_TTABLE)
-				name_table(L, names, -1, "");
-			lua_pop(L, 1);
-		} else if (t == LUA_TTABLE) {
-			name_table(L, names, -1, "");
-		}
-		lua_pop(L, 1);
+	if (lua_getfield(L, mt, "__methods_mt") == LUA_TTABLE &&
+	    lua_getfield(L, -1, "__index") == LUA_TTABLE) {
+		name_table(L, names, -1, "");
+		lua_pop(L, 2);
+		return;
 	}
-	lua_pop(L, 1);
+	lua_settop(L, mt);
+	int t = lua_getfield(L, mt, "__index");
+	if (t == LUA_TFUNCTION && lua_getupvalue(L, -1, 1)) {
+		if (lua_type(L, -1) == LUA_TTABLE)
+			name_table(L, names, -1, "");
+		lua_pop(L, 1);
+	} else if (t == LUA_TTABLE) {
+		name_table(L, names, -1, "");
+	}
+	lua_settop(L, mt);
 }
 
 void ipcl_name_functions(lua_State *L, int module)
@@ -60,20 +65,13 @@ void ipcl_name_functions(lua_State *L, int module)
 	}
 	int names = lua_gettop(L);
 	name_table(L, names, module, "ipc.");
-	for (uint32_t id = 0; id <= IPC_T_MAX; id++) {
-		const ipcl_type *t = ipcl_find_type(id);
-		if (!t)
-			continue;
-		lua_pushfstring(L, "ipcsh.%s", t->ops->name);
-		lua_rawget(L, LUA_REGISTRYINDEX);
-		if (lua_getfield(L, -1, "__methods_mt") == LUA_TTABLE &&
-		    lua_getfield(L, -1, "__index") == LUA_TTABLE)
-			name_table(L, names, -1, "");
-		lua_settop(L, names);
+	lua_pushnil(L);
+	while (lua_next(L, LUA_REGISTRYINDEX)) {
+		if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE &&
+		    strncmp(lua_tostring(L, -2), "ipcsh.", 6) == 0)
+			name_metatable_methods(L, names, lua_gettop(L));
+		lua_pop(L, 1);
 	}
-	name_metatable_methods(L, names, "ipcsh.pidfile");
-	name_metatable_methods(L, names, "ipcsh.process");
-	name_metatable_methods(L, names, "ipcsh.guard");
 	lua_pop(L, 1);
 }
 
