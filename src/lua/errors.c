@@ -80,13 +80,16 @@ const char *ipcl_fname(lua_State *L)
 	lua_Debug ar;
 	const char *name = NULL;
 	lua_getfield(L, LUA_REGISTRYINDEX, FNAMES);
-	/* level 0 is normally the function itself; a helper running in a
-	 * protected call (kv's update body) finds its caller further up */
+	/* level 0 is normally the function itself; a C helper running in a
+	 * protected call (kv's incr body) finds its C caller one level up, but
+	 * never a function beyond a Lua frame (a user's callback) */
 	for (int level = 0; !name && level < 4 && lua_getstack(L, level, &ar); level++) {
-		lua_getinfo(L, "f", &ar);
+		lua_getinfo(L, "Sf", &ar);
 		if (lua_type(L, -2) == LUA_TTABLE && lua_rawget(L, -2) == LUA_TSTRING)
 			name = lua_tostring(L, -1); /* kept alive by the registry */
 		lua_pop(L, 1);
+		if (strcmp(ar.what, "C") != 0)
+			break;
 	}
 	lua_pop(L, 1);
 	if (!name && lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name)
