@@ -1,6 +1,6 @@
 /* libFuzzer harness: name validation and hashing (src/core/names.c).
- * ipc_name_valid must agree with the rule "a letter, then letters or
- * digits, 1-250 characters in all"; ipc_hash_name must give 11 characters,
+ * ipc_name_valid must agree with the rule "a letter, then letters, digits,
+ * '_', '-' or '.', 1-250 characters in all"; ipc_hash_name must give 11 characters,
  * a lowercase letter first, followed by letters and digits, and be a
  * function of its input. */
 #include "../src/core/names.h"
@@ -14,6 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 static int digit(int c) { return c >= '0' && c <= '9'; }
+static int punct(int c) { return c == '_' || c == '-' || c == '.'; }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s[size] = 0;
 	int want = size >= 1 && size <= IPC_NAME_MAX && alpha(data[0]);
 	for (size_t i = 1; want && i < size; i++)
-		if (!alpha(data[i]) && !digit(data[i]))
+		if (!alpha(data[i]) && !digit(data[i]) && !punct(data[i]))
 			want = 0;
 	int got = ipc_name_valid(s, size) ? 1 : 0;
 	if (got != want)

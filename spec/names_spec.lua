@@ -20,9 +20,10 @@ end
 
 describe('names', function()
   it('accepts and rejects names exactly as documented', function()
-    local good = { 'a', 'Z', 'a1', 'jobs', 'Backup2024', ('x'):rep(250) }
-    local bad = { '', '1ab', 'a_b', 'a-b', 'a.b', 'a b', '../x', 'a/b', 'a\0b', ('x'):rep(251),
-      'é', 'ab\n' }
+    local good = { 'a', 'Z', 'a1', 'jobs', 'Backup2024', ('x'):rep(250), 'a_b', 'a-b', 'a.b',
+      'db-backup_daily.v2', 'x..', 'a.', 'b-', 'c_', ('y'):rep(249) .. '.' }
+    local bad = { '', '1ab', '_ab', '-ab', '.ab', '.', '..', 'a b', '../x', 'a/b', 'a\0b',
+      ('x'):rep(251), 'é', 'ab\n', 'a+b', 'a:b', 'a*', 'a~' }
     for _, n in ipairs(good) do
       local m = ipc.mutex(n, { cleanup = true })
       assert.equal(n, m.name)
@@ -37,7 +38,49 @@ describe('names', function()
     for _, v in ipairs({ 12, true, function() end }) do
       assert.has_error(function() ipc.mutex(v) end)
     end
-    assert.has_error(function() ipc.remove('a_b') end)
+    assert.has_error(function() ipc.remove('a b') end)
+    for _, n in ipairs(good) do assert.is_true(ipc.valid_name(n), n) end
+    for _, n in ipairs(bad) do assert.is_false(ipc.valid_name(n), ('%q'):format(n)) end
+  end)
+
+  it("names with '.', '-' and '_' are files of their own, listed and removed by name", function()
+    local names = { 'db-backup_daily.v2', 'a.b', 'a-b', 'a_b', 'ab' }
+    local objs = {}
+    for i, n in ipairs(names) do objs[i] = ipc.semaphore(n, { value = i, assert = 'create' }) end
+    -- each is its own object: no two names share a file
+    for i, n in ipairs(names) do
+      local s <close> = ipc.semaphore(n, { assert = 'exists' })
+      assert.equal(i, s:value())
+      assert.equal(n, s.name)
+    end
+    local listed = {}
+    for _, info in ipairs(ipc.list()) do listed[info.name] = info.type end
+    for _, n in ipairs(names) do assert.equal('semaphore', listed[n], n) end
+    -- a name in the options table (R's named-argument style) is the same object
+    local same <close> = ipc.semaphore({ name = 'db-backup_daily.v2', assert = 'exists' })
+    assert.equal(1, same:value())
+    for i, n in ipairs(names) do
+      assert.is_true(ipc.remove(n))
+      assert.is_false(ipc.remove(n))
+      objs[i]:close()
+    end
+    listed = {}
+    for _, info in ipairs(ipc.list()) do listed[info.name] = true end
+    for _, n in ipairs(names) do assert.is_nil(listed[n], n) end
+  end)
+
+  it('a creation in progress (its temporary file) is never listed nor openable as a name', function()
+    -- the temporary file of a creation is '.ipcsh-new.<token>.<uid>' beside the objects:
+    -- a name cannot start with '.', so no name maps to it, and ls never shows it
+    local dir = ipc.dir()
+    local fake = dir .. '/.ipcsh-new.1.Aaaaaaaaaaa'
+    local f = assert(io.open(fake, 'w'))
+    f:write('x')
+    f:close()
+    for _, info in ipairs(ipc.list()) do assert.is_nil(info.name:match('ipcsh%-new'), info.name) end
+    assert.is_false(ipc.valid_name('.ipcsh-new.1.Aaaaaaaaaaa'))
+    assert.has_error(function() ipc.mutex('.ipcsh-new.1.Aaaaaaaaaaa') end)
+    os.remove(fake)
   end)
 
   it('uid: 11 characters, uppercase first, unique across 20 concurrent processes', function()

@@ -141,7 +141,7 @@ describe('namespace', function()
       print(#ipc.list(), pcall(ipc.open, "old"))
       print(pcall(ipc.semaphore, "old", { assert = "exists" }))]])
     assert.equal(0, code, err)
-    assert.matches('^0\tfalse\tno object named "old"', out)
+    assert.matches('^0\tfalse\tipc.open: no object named "old"', out)
     assert.matches('\nfalse\t[^\n]*does not exist', out)
     -- IPCSH_DIR=the old directory finds them
     code, out, err = run({ IPCSH_DIR = base }, 'print(ipc.open("old"):value())')

@@ -94,7 +94,7 @@ end
 local function check_name(cmd, name)
   if name == nil then usage_error('%s: missing object name', cmd) end
   if not ipc.valid_name(name) then
-    usage_error('%s: invalid name %q (a letter followed by letters/digits, at most 250)',
+    usage_error('%s: invalid name %q (a letter followed by letters, digits, _, - or ., at most 250)',
       cmd, name)
   end
   return name

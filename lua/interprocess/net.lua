@@ -100,7 +100,7 @@ local function left(deadline, ipc)
 end
 
 local function valid_name(s)
-  return type(s) == 'string' and #s >= 1 and #s <= 250 and s:match('^%a[%w]*$') ~= nil
+  return type(s) == 'string' and #s >= 1 and #s <= 250 and s:match('^[A-Za-z][A-Za-z0-9_.%-]*$') ~= nil -- names.c's rule
 end
 
 local function normalise_path(path)
@@ -287,7 +287,7 @@ function NS:open(tname, a, b)
   end
   name = name or self._ipc.uid()
   if not valid_name(name) then
-    argerr(fname, 1, 'invalid name "' .. name .. '" (a letter, then letters or digits, at most 250)')
+    argerr(fname, 1, 'invalid name "' .. name .. '" (a letter, then letters, digits, _, - or ., at most 250)')
   end
   local assert_ = opts.assert
   if assert_ ~= nil and assert_ ~= 'create' and assert_ ~= 'exists' then

@@ -21,7 +21,7 @@ int ipc_name_valid(const char *s, size_t len)
 	if (len < 1 || len > IPC_NAME_MAX || !is_alpha(s[0]))
 		return 0;
 	for (size_t i = 1; i < len; i++)
-		if (!is_alpha(s[i]) && !is_digit(s[i]))
+		if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
 			return 0;
 	return 1;
 }

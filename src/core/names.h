@@ -9,8 +9,12 @@
 #define IPC_NAME_MAX 250
 #endif
 
-/* A letter followed by letters/digits, 1..250 characters. */
+/* A letter followed by letters, digits, '_', '-' or '.', 1..250 characters
+ * in all.  The leading letter keeps "." and ".." (and every hidden or
+ * temporary file, which start with '.') out of the name space. */
 int ipc_name_valid(const char *s, size_t len);
+#define IPC_NAME_RULE                                                                              \
+	"a name is a letter followed by letters, digits, '_', '-' or '.', 1 to 250 characters"
 
 /* FNV-1a, 64-bit: offset basis 14695981039346656037, prime 1099511628211. */
 uint64_t ipc_hash64(const void *data, size_t len);

@@ -285,6 +285,9 @@ int ipc_pidfile_create(ipc_pidfile *p, int32_t *owner, ipc_error *err)
 		p->pid = self;
 		p->dev = st.st_dev;
 		p->ino = st.st_ino;
+		/* SIGTERM/SIGINT/SIGHUP (default action) or exit removes the
+		 * file of a live owner too; SIGKILL leaves it to the takeover */
+		ipc_cleanup_add(p->path, (unsigned long)p->dev, (unsigned long)p->ino);
 		return IPC_OK;
 	}
 	return ipc_fail(err, EAGAIN, "pidfile '%s': the file keeps changing", p->path);
@@ -322,6 +325,7 @@ int ipc_pidfile_remove(ipc_pidfile *p)
 	struct stat st;
 	if (lstat(p->path, &st) == 0 && st.st_dev == p->dev && st.st_ino == p->ino)
 		unlink(p->path);
+	ipc_cleanup_forget(p->path);
 	release(p);
 	return 1;
 }

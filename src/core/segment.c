@@ -44,6 +44,12 @@ static void entry_name(char buf[IPC_NAME_MAX + 8], const char *name)
 	snprintf(buf, IPC_NAME_MAX + 8, PREFIX "%s", name);
 }
 
+/* "an event", "a queue": messages read as English. */
+static const char *article(const char *noun)
+{
+	return noun && strchr("aeiou", noun[0]) ? "an" : "a";
+}
+
 static uint64_t header_checksum(const ipc_header *h)
 {
 	return ipc_hash64(h, offsetof(ipc_header, checksum));
@@ -73,8 +79,9 @@ int ipc_header_check(const ipc_header *h, uint64_t file_size, uint32_t want_type
 	if (h->name_len > IPC_NAME_MAX || h->name_len >= sizeof h->name)
 		return ipc_fail(err, 0, "\"%s\" is corrupt (bad name length)", name);
 	if (want_type && h->type != want_type)
-		return ipc_fail(err, 0, "\"%s\" is a %s, not a %s", name, type_names[h->type],
-		                type_names[want_type]);
+		return ipc_fail(err, 0, "\"%s\" is %s %s, not %s %s", name,
+		                article(type_names[h->type]), type_names[h->type],
+		                article(type_names[want_type]), type_names[want_type]);
 	return IPC_OK;
 }
 
@@ -126,7 +133,8 @@ static int map_fd(ipc_segment **out, int fd, const struct stat *st, const ipc_ns
 	ipc_segment *seg = find_mapped(st->st_dev, st->st_ino);
 	if (seg) {
 		if (seg->ops != ops)
-			return ipc_fail(err, 0, "\"%s\" is a %s, not a %s", name, seg->ops->name,
+			return ipc_fail(err, 0, "\"%s\" is %s %s, not %s %s", name,
+			                article(seg->ops->name), seg->ops->name, article(ops->name),
 			                ops->name);
 		seg->refs++;
 		*out = seg;

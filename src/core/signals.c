@@ -3,6 +3,7 @@
 #include "procid.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -115,9 +116,20 @@ void ipc_signals_install(void)
 void ipc_cleanup_add(const char *path, unsigned long dev, unsigned long ino)
 {
 	int pid = (int)getpid();
-	for (int i = 0; i < ncleanup; i++)
-		if (cleanup[i].path && cleanup[i].pid == pid && strcmp(cleanup[i].path, path) == 0)
+	for (int i = 0; i < ncleanup; i++) {
+		cleanup_entry *e = &cleanup[i];
+		/* the same path again (or after forget): reuse the entry for
+		 * the file that is there now; pid last, as the handler reads it */
+		if (e->path && (e->pid == pid || e->pid == 0) && strcmp(e->path, path) == 0) {
+			e->pid = 0;
+			atomic_signal_fence(memory_order_seq_cst);
+			e->dev = dev;
+			e->ino = ino;
+			atomic_signal_fence(memory_order_seq_cst);
+			e->pid = pid;
 			return;
+		}
+	}
 	if (ncleanup >= MAX_CLEANUP)
 		return;
 	char *copy = strdup(path);

@@ -3,6 +3,7 @@
 #include "../core/procid.h"
 #include "../core/signals.h"
 #include "modules.h"
+#include "object.h"
 
 #include <lauxlib.h>
 #include <string.h>
@@ -54,6 +55,7 @@ int luaopen_interprocess(lua_State *L)
 	ipcl_open_proc(L);
 	ipcl_open_net(L);
 	ipcl_open_select(L);
+	ipcl_name_functions(L, -1);
 	lua_pushliteral(L, IPCSH_VERSION);
 	lua_setfield(L, -2, "version");
 	preload_embedded(L);

@@ -26,6 +26,7 @@
 #include "../core/codec.h"
 #include "codec.h"
 #include "modules.h"
+#include "object.h"
 
 #include <lauxlib.h>
 #include <stdio.h>
@@ -198,7 +199,7 @@ static int enc_fail(enc_state *st, const char *what)
 		}
 	}
 	luaL_pushresult(&B);
-	return luaL_argerror(L, st->arg, lua_tostring(L, -1));
+	return ipcl_argerror(L, st->arg, lua_tostring(L, -1));
 }
 
 static int enc_fail_type(enc_state *st, int t, const char *as)
@@ -693,7 +694,7 @@ void ipcl_decode(lua_State *L, const char *s, size_t len)
 
 static int l_encode(lua_State *L)
 {
-	luaL_checkany(L, 1);
+	ipcl_checkany(L, 1);
 	ipcl_encode(L, 1);
 	return 1;
 }
@@ -702,7 +703,7 @@ static int l_decode(lua_State *L)
 {
 	size_t len;
 	if (lua_type(L, 1) != LUA_TSTRING)
-		return luaL_typeerror(L, 1, "string");
+		return ipcl_typeerror(L, 1, "string");
 	const char *s = lua_tolstring(L, 1, &len);
 	ipcl_decode(L, s, len);
 	return 1;

@@ -15,7 +15,7 @@ static int c_wait(lua_State *L)
 	ipc_error err;
 	int r = ipc_cond_wait(h->seg, m->seg, &dl, snap, &err);
 	if (r == IPC_ERR)
-		return luaL_error(L, "wait: condition \"%s\": %s", h->seg->name, err.msg);
+		return ipcl_raise_obj(L, h, &err);
 	ipcl_check_interrupt(L, r);
 	lua_pushboolean(L, r == IPC_OK);
 	return 1;

@@ -35,10 +35,10 @@ static kvl *K(ipcl_handle *h)
 static const char *check_key(lua_State *L, int arg, size_t *len)
 {
 	if (lua_type(L, arg) != LUA_TSTRING)
-		luaL_typeerror(L, arg, "string (key)");
+		ipcl_typeerror(L, arg, "string (key)");
 	const char *k = lua_tolstring(L, arg, len);
 	if (*len > IPC_KV_KEY_MAX)
-		luaL_argerror(L, arg,
+		ipcl_argerror(L, arg,
 		              lua_pushfstring(L, "key is %I bytes (at most %d)", (lua_Integer)*len,
 		                              IPC_KV_KEY_MAX));
 	return k;
@@ -48,7 +48,7 @@ static const char *check_key(lua_State *L, int arg, size_t *len)
 static int kv_raise(lua_State *L, ipcl_handle *h, const ipc_error *err)
 {
 	if (err->code == ENOSPC) /* the message starts with "is full: " */
-		return luaL_error(L, "kv \"%s\" %s", h->seg ? h->seg->name : "?", err->msg);
+		return ipcl_error(L, "kv \"%s\" %s", h->seg ? h->seg->name : "", err->msg);
 	return ipcl_raise_obj(L, h, err);
 }
 
@@ -125,7 +125,7 @@ static int f_set(lua_State *L)
 	ipcl_handle *h = check_kv(L);
 	size_t klen, vlen;
 	const char *key = check_key(L, 2, &klen);
-	luaL_checkany(L, 3);
+	ipcl_checkany(L, 3);
 	if (lua_isnil(L, 3)) {
 		do_delete(L, h, key, klen, "set");
 		lua_pushboolean(L, 1);
@@ -247,9 +247,8 @@ static int incr_body(lua_State *L)
 		lua_pop(L, 1);
 		lua_pushinteger(L, 0);
 	} else if (lua_type(L, -1) != LUA_TNUMBER) {
-		return luaL_error(
-		    L, "kv \"%s\": cannot incr key \"%s\": its value is a %s, not a number",
-		    t->h->seg->name, t->key, luaL_typename(L, -1));
+		return ipcl_error(L, "kv \"%s\": key \"%s\" holds a %s value, not a number",
+		                  t->h->seg->name, t->key, luaL_typename(L, -1));
 	}
 	lua_pushvalue(L, 1);
 	lua_arith(L, LUA_OPADD);
@@ -305,7 +304,7 @@ static int run_locked(lua_State *L, ipcl_handle *h, const char *fname, lua_CFunc
 		snprintf(msg, sizeof msg, err.code == ENOSPC ? "kv \"%s\" %s" : "kv \"%s\": %s",
 		         seg->name, err.msg);
 		ipc_seg_release(seg);
-		return luaL_error(L, "%s", msg);
+		return ipcl_error(L, "%s", msg);
 	}
 	ipc_seg_release(seg);
 	lua_pop(L, 1);
@@ -321,7 +320,7 @@ static int f_incr(lua_State *L)
 		lua_settop(L, 2);
 		lua_pushinteger(L, 1);
 	} else if (lua_type(L, 3) != LUA_TNUMBER) {
-		luaL_typeerror(L, 3, "number");
+		ipcl_typeerror(L, 3, "number");
 	}
 	return run_locked(L, h, "incr", incr_body, 3);
 }
@@ -331,7 +330,7 @@ static int f_update(lua_State *L)
 {
 	ipcl_handle *h = check_kv(L);
 	check_key(L, 2, &(size_t){0});
-	luaL_checktype(L, 3, LUA_TFUNCTION);
+	ipcl_checktype(L, 3, LUA_TFUNCTION);
 	return run_locked(L, h, "update", update_body, 3);
 }
 
@@ -386,7 +385,7 @@ static void kv_push_info(lua_State *L, ipcl_handle *h)
 static int kv_on_open(lua_State *L, ipcl_handle *h)
 {
 	if (ipc_kv_view(&K(h)->kv, h->seg) != IPC_OK)
-		return luaL_error(L, "kv \"%s\" is corrupt (its size does not match its segment)",
+		return ipcl_error(L, "kv \"%s\" is corrupt (its size does not match its segment)",
 		                  h->seg->name);
 	return 0;
 }

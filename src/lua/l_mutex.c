@@ -10,6 +10,8 @@
  * lock: closing it unlocks if this process still holds the mutex. */
 static int guard_close(lua_State *L)
 {
+	if (!luaL_testudata(L, 1, "ipcsh.guard")) /* g.unlock() for g:unlock() */
+		return ipcl_selferror(L, "guard");
 	lua_getiuservalue(L, 1, 1);
 	ipcl_handle *h = ipcl_test(L, -1);
 	if (h && h->seg && ipc_mutex_held(h->seg)) {
@@ -24,14 +26,16 @@ static int guard_tostring(lua_State *L)
 {
 	lua_getiuservalue(L, 1, 1);
 	ipcl_handle *h = ipcl_test(L, -1);
-	lua_pushfstring(L, "guard of mutex \"%s\"", h && h->seg ? h->seg->name : "?");
+	if (h && h->seg)
+		lua_pushfstring(L, "guard of mutex \"%s\"", h->seg->name);
+	else
+		lua_pushliteral(L, "guard of a closed mutex");
 	return 1;
 }
 
-static int mutex_on_open(lua_State *L, ipcl_handle *h)
+/* Made at luaopen, so that errors can name guard:unlock. */
+static void guard_metatable(lua_State *L)
 {
-	(void)h;
-	lua_newuserdatauv(L, 0, 1);
 	if (luaL_newmetatable(L, "ipcsh.guard")) {
 		lua_pushcfunction(L, guard_close);
 		lua_setfield(L, -2, "__close");
@@ -42,6 +46,13 @@ static int mutex_on_open(lua_State *L, ipcl_handle *h)
 		lua_setfield(L, -2, "unlock");
 		lua_setfield(L, -2, "__index");
 	}
+}
+
+static int mutex_on_open(lua_State *L, ipcl_handle *h)
+{
+	(void)h;
+	lua_newuserdatauv(L, 0, 1);
+	guard_metatable(L);
 	lua_setmetatable(L, -2);
 	lua_pushvalue(L, -2);
 	lua_setiuservalue(L, -2, 1); /* guard -> handle */
@@ -64,8 +75,7 @@ static int do_lock(lua_State *L, int shared, int tidx)
 		return 1;
 	}
 	if (r == IPC_ERR)
-		return luaL_error(L, "%s: mutex \"%s\": %s", shared ? "lock_shared" : "lock",
-		                  h->seg->name, err.msg);
+		return ipcl_raise_obj(L, h, &err);
 	ipcl_check_interrupt(L, r);
 	lua_pushboolean(L, 0);
 	return 0;
@@ -119,7 +129,7 @@ static int m_held(lua_State *L)
 static int do_with(lua_State *L, int shared)
 {
 	ipcl_check(L, 1, &ipcl_mutex_type);
-	luaL_checktype(L, 2, LUA_TFUNCTION);
+	ipcl_checktype(L, 2, LUA_TFUNCTION);
 	lua_settop(L, 3);
 	if (!do_lock(L, shared, 3))
 		return 1;
@@ -176,4 +186,6 @@ const ipcl_type ipcl_mutex_type = {&ipc_mutex_ops, mutex_methods, NULL, NULL, mu
 void ipcl_open_mutex(lua_State *L)
 {
 	ipcl_register_type(L, &ipcl_mutex_type);
+	guard_metatable(L);
+	lua_pop(L, 1);
 }

@@ -10,9 +10,11 @@
 
 static ipc_pidfile *check_pidfile(lua_State *L)
 {
-	ipc_pidfile *p = luaL_checkudata(L, 1, PIDFILE_MT);
+	ipc_pidfile *p = luaL_testudata(L, 1, PIDFILE_MT);
+	if (!p)
+		ipcl_selferror(L, "pidfile");
 	if (!p->path)
-		luaL_error(L, "attempt to use a closed pidfile");
+		ipcl_error(L, "attempt to use a closed pidfile");
 	return p;
 }
 
@@ -111,11 +113,11 @@ static int f_index(lua_State *L)
 static int l_pidfile(lua_State *L)
 {
 	if (lua_type(L, 1) != LUA_TSTRING)
-		return luaL_typeerror(L, 1, "string (path)");
+		return ipcl_typeerror(L, 1, "string (path)");
 	size_t len;
 	const char *path = lua_tolstring(L, 1, &len);
 	if (len == 0 || strlen(path) != len)
-		return luaL_argerror(L, 1, "path must be a non-empty string without zero bytes");
+		return ipcl_argerror(L, 1, "path must be a non-empty string without zero bytes");
 	ipc_pidfile *p = lua_newuserdatauv(L, sizeof *p, 0);
 	memset(p, 0, sizeof *p); /* closed: no path, fd -1 */
 	p->fd = -1;

@@ -39,9 +39,11 @@ static int l_clock(lua_State *L)
 /* ipc.sleep(ms): returns true; raises "interrupted" on SIGINT/TERM/HUP. */
 static int l_sleep(lua_State *L)
 {
-	lua_Number ms = luaL_checknumber(L, 1);
+	if (lua_type(L, 1) != LUA_TNUMBER)
+		ipcl_typeerror(L, 1, "number (milliseconds)");
+	lua_Number ms = lua_tonumber(L, 1);
 	if (isnan(ms) || ms < 0)
-		return luaL_argerror(L, 1,
+		return ipcl_argerror(L, 1,
 		                     "sleep time must be a non-negative number of milliseconds");
 	unsigned snap = ipc_signal_count();
 	ipc_signals_install();
@@ -51,7 +53,7 @@ static int l_sleep(lua_State *L)
 		if (left <= 0)
 			break;
 		if (ipc_signal_count() != snap)
-			return luaL_error(L, "interrupted");
+			return ipcl_error(L, "interrupted");
 		struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
 		ipc_wait_enter();
 		nanosleep(&ts, NULL);
@@ -74,9 +76,11 @@ static lproc *new_proc(lua_State *L)
 
 static lproc *check_proc(lua_State *L)
 {
-	lproc *p = luaL_checkudata(L, 1, PROCESS_MT);
+	lproc *p = luaL_testudata(L, 1, PROCESS_MT);
+	if (!p)
+		ipcl_selferror(L, "process");
 	if (!p->open)
-		luaL_error(L, "attempt to use a closed process");
+		ipcl_error(L, "attempt to use a closed process");
 	return p;
 }
 
@@ -125,19 +129,19 @@ static int check_signal(lua_State *L, int idx)
 		int isint;
 		lua_Integer s = lua_tointegerx(L, idx, &isint);
 		if (!isint || s < 0 || s >= NSIG)
-			luaL_argerror(L, idx, "invalid signal number");
+			ipcl_argerror(L, idx, "invalid signal number");
 		return (int)s;
 	}
 	case LUA_TSTRING: {
 		int s = ipc_signal_number(lua_tostring(L, idx));
 		if (!s)
-			luaL_argerror(
+			ipcl_argerror(
 			    L, idx,
 			    lua_pushfstring(L, "unknown signal '%s'", lua_tostring(L, idx)));
 		return s;
 	}
 	default:
-		return luaL_typeerror(L, idx, "signal number or name");
+		return ipcl_typeerror(L, idx, "signal number or name");
 	}
 }
 
@@ -238,7 +242,7 @@ static int child_os_exit(lua_State *L)
 	if (lua_isboolean(L, 1))
 		status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
 	else
-		status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+		status = (int)ipcl_optinteger(L, 1, EXIT_SUCCESS);
 	fflush(NULL);
 	_exit(status);
 	return 0;
@@ -268,14 +272,14 @@ static void run_child(lua_State *L, int nargs)
 /* ipc.fork(fn, ...) -> process handle */
 static int l_fork(lua_State *L)
 {
-	luaL_checktype(L, 1, LUA_TFUNCTION);
+	ipcl_checktype(L, 1, LUA_TFUNCTION);
 	int nargs = lua_gettop(L) - 1;
 	lproc *p = new_proc(L);
 	ipc_child_sweep();
 	fflush(NULL); /* or buffered output would be written twice */
 	pid_t pid = fork();
 	if (pid < 0)
-		return luaL_error(L, "fork: %s", strerror(errno));
+		return ipcl_error(L, "%s", strerror(errno));
 	if (pid == 0) {
 		lua_pop(L, 1); /* the handle */
 		run_child(L, nargs);
@@ -293,18 +297,18 @@ static const char *const spawn_options[] = {"env", "cwd", NULL};
 /* ipc.spawn(argv [, opts]) -> process handle */
 static int l_spawn(lua_State *L)
 {
-	luaL_checktype(L, 1, LUA_TTABLE);
+	ipcl_checktype(L, 1, LUA_TTABLE);
 	int opts = 0;
 	if (!lua_isnoneornil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
+		ipcl_checktype(L, 2, LUA_TTABLE);
 		opts = 2;
 	}
 	lua_settop(L, 2);
 	lua_Integer argc = (lua_Integer)lua_rawlen(L, 1);
 	if (argc < 1)
-		return luaL_argerror(L, 1, "argv must hold at least the program name");
+		return ipcl_argerror(L, 1, "argv must hold at least the program name");
 	if (argc > 1000000)
-		return luaL_argerror(L, 1, "argv is too long");
+		return ipcl_argerror(L, 1, "argv is too long");
 	/* Strings are anchored in this table while we use their pointers. */
 	lua_newtable(L);
 	int anchor = lua_gettop(L);
@@ -312,13 +316,13 @@ static int l_spawn(lua_State *L)
 	for (lua_Integer i = 1; i <= argc; i++) {
 		int t = lua_rawgeti(L, 1, i);
 		if (t != LUA_TSTRING && t != LUA_TNUMBER)
-			return luaL_argerror(L, 1,
+			return ipcl_argerror(L, 1,
 			                     lua_pushfstring(L, "argv[%I] must be a string, got %s",
 			                                     i, luaL_typename(L, -1)));
 		size_t len;
 		const char *s = lua_tolstring(L, -1, &len);
 		if (strlen(s) != len || (i == 1 && len == 0))
-			return luaL_argerror(
+			return ipcl_argerror(
 			    L, 1,
 			    lua_pushfstring(
 			        L, "argv[%I] must be a non-empty string without zero bytes", i));

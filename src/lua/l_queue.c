@@ -30,7 +30,7 @@ static unsigned char *receive_buffer(lua_State *L, ipcl_handle *h)
 {
 	queue_extra *x = qx(h);
 	if (!x->buf && !(x->buf = malloc(x->v.max_size ? x->v.max_size : 1)))
-		luaL_error(L, "queue \"%s\": cannot allocate a %I-byte receive buffer",
+		ipcl_error(L, "queue \"%s\": cannot allocate a %I-byte receive buffer",
 		           h->seg->name, (lua_Integer)x->v.max_size);
 	return x->buf;
 }
@@ -43,11 +43,11 @@ static uint32_t check_priority(lua_State *L, int arg)
 	lua_Integer p = lua_tointegerx(L, arg, &isint);
 	if (!isint) {
 		if (lua_type(L, arg) == LUA_TNUMBER)
-			luaL_argerror(L, arg, "priority must be an integer");
-		luaL_typeerror(L, arg, "integer (priority)");
+			ipcl_argerror(L, arg, "priority must be an integer");
+		ipcl_typeerror(L, arg, "integer (priority)");
 	}
 	if (p < 0 || p > (lua_Integer)IPC_QUEUE_MAX_PRIO)
-		luaL_argerror(L, arg, "priority out of range 0..2147483647");
+		ipcl_argerror(L, arg, "priority out of range 0..2147483647");
 	return (uint32_t)p;
 }
 
@@ -65,12 +65,12 @@ static int f_send(lua_State *L)
 	queue_extra *x = qx(h);
 	size_t len;
 	if (lua_type(L, 2) != LUA_TSTRING)
-		luaL_typeerror(L, 2, "string");
+		ipcl_typeerror(L, 2, "string");
 	const char *msg = lua_tolstring(L, 2, &len);
 	uint32_t prio = check_priority(L, 3);
 	ipc_deadline dl = ipcl_opt_timeout(L, 4);
 	if (len > x->v.max_size)
-		luaL_argerror(L, 2,
+		ipcl_argerror(L, 2,
 		              lua_pushfstring(L, "message is %I bytes; this queue takes at most %I",
 		                              (lua_Integer)len, (lua_Integer)x->v.max_size));
 	ipc_error err;
@@ -121,7 +121,7 @@ static int with_call(lua_State *L)
 static int f_with(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &queue_type);
-	luaL_checktype(L, 2, LUA_TFUNCTION);
+	ipcl_checktype(L, 2, LUA_TFUNCTION);
 	ipc_deadline dl = ipcl_opt_timeout(L, 3);
 	lua_settop(L, 2);
 	/* everything that can raise happens before the receive */
@@ -159,7 +159,7 @@ static int f_with(lua_State *L)
 	if (status != LUA_OK)
 		return lua_error(L);
 	if (r == IPC_ERR)
-		return luaL_error(L, "queue: %s", err.msg);
+		return ipcl_error(L, "queue \"%s\": %s", seg->name, err.msg);
 	return lua_gettop(L) - 2;
 }
 

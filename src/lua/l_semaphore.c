@@ -9,12 +9,12 @@ static const ipcl_type sem_type;
 static int s_post(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &sem_type);
-	lua_Integer n = luaL_optinteger(L, 2, 1);
+	lua_Integer n = ipcl_optinteger(L, 2, 1);
 	if (n < 1)
-		return luaL_argerror(L, 2, "count must be >= 1");
+		return ipcl_argerror(L, 2, "count must be >= 1");
 	ipc_error err;
 	if (ipc_sem_post(h->seg, n, &err) != IPC_OK)
-		return luaL_error(L, "post: semaphore \"%s\": %s", h->seg->name, err.msg);
+		return ipcl_raise_obj(L, h, &err);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -28,7 +28,7 @@ static int do_wait(lua_State *L, int tidx)
 	ipc_error err;
 	int r = ipc_sem_wait(h->seg, &dl, snap, &err);
 	if (r == IPC_ERR)
-		return luaL_error(L, "wait: semaphore \"%s\": %s", h->seg->name, err.msg);
+		return ipcl_raise_obj(L, h, &err);
 	ipcl_check_interrupt(L, r);
 	lua_pushboolean(L, r == IPC_OK);
 	return r == IPC_OK;
@@ -51,7 +51,7 @@ static int s_value(lua_State *L)
 static int s_with(lua_State *L)
 {
 	ipcl_check(L, 1, &sem_type);
-	luaL_checktype(L, 2, LUA_TFUNCTION);
+	ipcl_checktype(L, 2, LUA_TFUNCTION);
 	lua_settop(L, 3);
 	if (!do_wait(L, 3))
 		return 1;
@@ -62,7 +62,7 @@ static int s_with(lua_State *L)
 	if (h->seg) {
 		ipc_error err;
 		if (ipc_sem_post(h->seg, 1, &err) != IPC_OK && status == LUA_OK)
-			return luaL_error(L, "with: semaphore \"%s\": %s", h->seg->name, err.msg);
+			return ipcl_raise_obj(L, h, &err);
 	}
 	if (status != LUA_OK)
 		return lua_error(L);

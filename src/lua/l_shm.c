@@ -17,7 +17,7 @@ static uint64_t check_range(lua_State *L, ipcl_handle *h, int arg, lua_Integer o
 {
 	uint64_t size = shm_size(h);
 	if (len < 0 || !ipc_shm_range_ok(size, off, (uint64_t)len))
-		luaL_argerror(L, arg,
+		ipcl_argerror(L, arg,
 		              lua_pushfstring(L, "range %I+%I is outside the object (size %I)", off,
 		                              len, (lua_Integer)size));
 	return (uint64_t)off;
@@ -33,9 +33,9 @@ static int f_size(lua_State *L)
 static int f_read(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &shm_type);
-	lua_Integer off = luaL_optinteger(L, 2, 0);
+	lua_Integer off = ipcl_optinteger(L, 2, 0);
 	lua_Integer size = (lua_Integer)shm_size(h);
-	lua_Integer len = luaL_optinteger(L, 3, off >= 0 && off <= size ? size - off : 0);
+	lua_Integer len = ipcl_optinteger(L, 3, off >= 0 && off <= size ? size - off : 0);
 	check_range(L, h, lua_isnoneornil(L, 3) ? 2 : 3, off, len);
 	lua_pushlstring(L, (const char *)h->seg->body + off, (size_t)len);
 	return 1;
@@ -44,9 +44,9 @@ static int f_read(lua_State *L)
 static int f_write(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &shm_type);
-	lua_Integer off = luaL_checkinteger(L, 2);
+	lua_Integer off = ipcl_checkinteger(L, 2);
 	size_t len;
-	const char *s = luaL_checklstring(L, 3, &len);
+	const char *s = ipcl_checklstring(L, 3, &len);
 	check_range(L, h, 3, off, (lua_Integer)len);
 	memcpy((char *)h->seg->body + off, s, len);
 	lua_pushboolean(L, 1);
@@ -57,8 +57,8 @@ static int f_write(lua_State *L)
 static int f_pack(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &shm_type);
-	lua_Integer off = luaL_checkinteger(L, 2);
-	luaL_checkstring(L, 3);
+	lua_Integer off = ipcl_checkinteger(L, 2);
+	ipcl_checkstring(L, 3);
 	int n = lua_gettop(L);
 	lua_getglobal(L, "string");
 	lua_getfield(L, -1, "pack");
@@ -86,11 +86,11 @@ static int packsize(lua_State *L)
 static int f_unpack(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &shm_type);
-	luaL_checkstring(L, 2);
-	lua_Integer off = luaL_optinteger(L, 3, 0);
+	ipcl_checkstring(L, 2);
+	lua_Integer off = ipcl_optinteger(L, 3, 0);
 	lua_Integer size = (lua_Integer)shm_size(h);
 	if (off < 0 || off > size)
-		luaL_argerror(
+		ipcl_argerror(
 		    L, 3,
 		    lua_pushfstring(L, "offset %I is outside the object (size %I)", off, size));
 	/* Fixed-size formats read exactly their size; variable ones ('s', 'z')
@@ -120,9 +120,9 @@ static int f_unpack(lua_State *L)
 
 static lua_Integer aligned_offset(lua_State *L, ipcl_handle *h)
 {
-	lua_Integer off = luaL_checkinteger(L, 2);
+	lua_Integer off = ipcl_checkinteger(L, 2);
 	if (off % 8 != 0)
-		luaL_argerror(L, 2, "offset must be a multiple of 8");
+		ipcl_argerror(L, 2, "offset must be a multiple of 8");
 	check_range(L, h, 2, off, 8);
 	return off;
 }
@@ -150,7 +150,7 @@ static int f_cas(lua_State *L)
 static int f_store(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &shm_type);
-	luaL_checkany(L, 2);
+	ipcl_checkany(L, 2);
 	ipcl_encode(L, 2);
 	size_t len;
 	const char *s = lua_tolstring(L, -1, &len);
@@ -172,7 +172,7 @@ static int f_load(lua_State *L)
 	ipcl_handle *h = ipcl_check(L, 1, &shm_type);
 	uint64_t size = shm_size(h), n;
 	if (size < 8)
-		return luaL_error(L, "shm \"%s\" is too small to hold a stored value",
+		return ipcl_error(L, "shm \"%s\" is too small to hold a stored value",
 		                  h->seg->name);
 	memcpy(&n, h->seg->body, 8);
 	if (n == 0) {
@@ -180,7 +180,7 @@ static int f_load(lua_State *L)
 		return 1;
 	}
 	if (n > size - 8)
-		return luaL_error(L, "shm \"%s\": no valid stored value (length %I)", h->seg->name,
+		return ipcl_error(L, "shm \"%s\": no valid stored value (length %I)", h->seg->name,
 		                  (lua_Integer)n);
 	ipcl_decode(L, (const char *)h->seg->body + 8, (size_t)n);
 	return 1;

@@ -6,13 +6,14 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static const ipcl_type *types[IPC_T_MAX + 1];
 
-static const char *const common_options[] = {"file", "assert", "cleanup", "mode", "dir", NULL};
+static const char *const common_options[] = {"name", "file", "assert", "cleanup", "mode", "dir", NULL};
 
 const ipcl_type *ipcl_find_type(uint32_t id)
 {
@@ -21,25 +22,30 @@ const ipcl_type *ipcl_find_type(uint32_t id)
 
 int ipcl_raise(lua_State *L, const ipc_error *err)
 {
-	return luaL_error(L, "%s", err->msg);
+	return ipcl_error(L, "%s", err->msg);
 }
 
 int ipcl_raise_obj(lua_State *L, ipcl_handle *h, const ipc_error *err)
 {
-	return luaL_error(L, "%s \"%s\": %s", h->type->ops->name, h->seg ? h->seg->name : "?",
-	                  err->msg);
+	if (!h->seg)
+		return ipcl_error(L, "%s: %s", h->type->ops->name, err->msg);
+	return ipcl_error(L, "%s \"%s\": %s", h->type->ops->name, h->seg->name, err->msg);
 }
 
 void ipcl_check_fail(lua_State *L, int idx, const ipcl_type *t)
 {
 	ipcl_handle *h = ipcl_test(L, idx);
 	if (!h || h->type != t) {
-		const char *msg =
-		    lua_pushfstring(L, "%s expected, got %s", t->ops->name, luaL_typename(L, idx));
-		luaL_argerror(L, idx, msg);
+		if (idx == 1)
+			ipcl_selferror(L, t->ops->name);
+		ipcl_typeerror(L, idx, t->ops->name);
 	}
-	luaL_error(L, "attempt to use a closed %s", t->ops->name);
-	abort(); /* not reached: both raise */
+	if (!h->seg) {
+		lua_getfield(L, idx, "name");
+		ipcl_error(L, "attempt to use a closed %s \"%s\"", t->ops->name,
+		           lua_tostring(L, -1));
+	}
+	abort(); /* not reached: every branch above raises */
 }
 
 ipc_deadline ipcl_opt_timeout(lua_State *L, int idx)
@@ -47,18 +53,23 @@ ipc_deadline ipcl_opt_timeout(lua_State *L, int idx)
 	if (lua_isnoneornil(L, idx))
 		return ipc_deadline_never();
 	if (lua_type(L, idx) != LUA_TNUMBER)
-		luaL_typeerror(L, idx, "number (timeout in milliseconds)");
+		ipcl_typeerror(L, idx, "number (timeout in milliseconds)");
 	lua_Number ms = lua_tonumber(L, idx);
 	if (isnan(ms) || ms < 0)
-		luaL_argerror(L, idx, "timeout must be a non-negative number of milliseconds");
+		ipcl_argerror(L, idx, "timeout must be a non-negative number of milliseconds");
 	return ipc_deadline_in(ms);
 }
 
 void ipcl_check_interrupt(lua_State *L, int r)
 {
 	if (r == IPC_INTERRUPTED)
-		luaL_error(L, "interrupted");
+		ipcl_error(L, "interrupted");
 }
+
+/* Lua has no octal literals: mode = 0644 is decimal 644. */
+#define MODE_HINT                                                                                  \
+	"; mode is a number of permission bits: write tonumber(\"644\", 8) or 420, not "           \
+	"\"0644\" or 0644"
 
 lua_Integer ipcl_opt_int_field(lua_State *L, int opts, const char *key, lua_Integer def,
                                lua_Integer min, lua_Integer max, const char *fname)
@@ -70,12 +81,14 @@ lua_Integer ipcl_opt_int_field(lua_State *L, int opts, const char *key, lua_Inte
 	if (t != LUA_TNIL) {
 		int isint = 0;
 		v = lua_tointegerx(L, -1, &isint);
-		if (!isint)
-			luaL_error(L, "bad option '%s' to '%s' (integer expected, got %s)", key,
-			           fname, luaL_typename(L, -1));
+		/* "5" is not silently 5, nor 5.5 silently 5 */
+		if (t != LUA_TNUMBER || !isint)
+			luaL_error(L, "bad option '%s' to '%s' (integer expected, got %s%s)", key,
+			           fname, t == LUA_TNUMBER ? "a fraction" : luaL_typename(L, -1),
+			           strcmp(key, "mode") == 0 ? MODE_HINT : "");
 		if (v < min || v > max)
-			luaL_error(L, "bad option '%s' to '%s' (%I out of range %I..%I)", key,
-			           fname, v, min, max);
+			luaL_error(L, "bad option '%s' to '%s' (%I out of range %I..%I%s)", key,
+			           fname, v, min, max, strcmp(key, "mode") == 0 ? MODE_HINT : "");
 	}
 	lua_pop(L, 1);
 	return v;
@@ -109,7 +122,7 @@ static void push_normalised_path(lua_State *L, const char *path)
 	const char *src[2] = {NULL, path};
 	if (path[0] != '/') {
 		if (!getcwd(cwd, sizeof cwd))
-			luaL_error(L, "cannot get the current directory: %s", strerror(errno));
+			ipcl_error(L, "cannot get the current directory: %s", strerror(errno));
 		src[0] = cwd;
 	}
 	for (int s = 0; s < 2; s++) {
@@ -128,7 +141,7 @@ static void push_normalised_path(lua_State *L, const char *path)
 					n--;
 			} else {
 				if (n == 1024)
-					luaL_error(L, "path too deep");
+					ipcl_error(L, "opts.file: path too deep");
 				parts[n] = p;
 				lens[n++] = len;
 			}
@@ -216,6 +229,43 @@ static int open_handle(lua_State *L, const ipcl_type *t, const char *name, const
 	return IPC_OK;
 }
 
+/* "name" for a message: control bytes escaped, at most 60 shown. */
+static const char *push_quoted(lua_State *L, const char *s, size_t len)
+{
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	luaL_addchar(&b, '"');
+	for (size_t i = 0; i < len && i < 60; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 32 || c == 127 || c == '"' || c == '\\') {
+			char esc[8];
+			snprintf(esc, sizeof esc, "\\%u", c);
+			luaL_addstring(&b, esc);
+		} else {
+			luaL_addchar(&b, (char)c);
+		}
+	}
+	luaL_addstring(&b, len > 60 ? "...\"" : "\"");
+	luaL_pushresult(&b);
+	return lua_tostring(L, -1);
+}
+
+/* The name at idx (a string), valid or a clear error: as argument #idx,
+ * or as opts.name when fname is given. */
+static const char *check_name(lua_State *L, int idx, const char *fname)
+{
+	size_t len;
+	const char *name = lua_tolstring(L, idx, &len);
+	if (ipc_name_valid(name, len) && strlen(name) == len)
+		return name;
+	const char *q = push_quoted(L, name, len);
+	if (fname)
+		luaL_error(L, "bad option 'name' to '%s' (invalid name %s: %s)", fname, q,
+		           IPC_NAME_RULE);
+	ipcl_argerror(L, idx, lua_pushfstring(L, "invalid name %s: %s", q, IPC_NAME_RULE));
+	return NULL;
+}
+
 static int l_construct(lua_State *L)
 {
 	const ipcl_type *t = lua_touserdata(L, lua_upvalueindex(1));
@@ -230,37 +280,44 @@ static int l_construct(lua_State *L)
 	if (lua_type(L, 1) == LUA_TTABLE) {
 		opts = 1;
 		if (!lua_isnoneornil(L, 2))
-			luaL_argerror(L, 2, "nothing expected after the options table");
+			ipcl_argerror(L, 2, "nothing expected after the options table");
 	} else {
 		if (!lua_isnoneornil(L, 1)) {
 			if (lua_type(L, 1) != LUA_TSTRING)
-				luaL_typeerror(L, 1, "string (object name) or options table");
-			size_t len;
-			name = lua_tolstring(L, 1, &len);
-			if (!ipc_name_valid(name, len) || strlen(name) != len)
-				luaL_argerror(
-				    L, 1,
-				    lua_pushfstring(L,
-				                    "invalid name '%s': a letter followed by "
-				                    "letters or digits, 1 to 250 characters",
-				                    name));
+				ipcl_typeerror(L, 1, "string (object name) or options table");
+			name = check_name(L, 1, NULL);
 		}
 		if (!lua_isnoneornil(L, 2)) {
-			luaL_checktype(L, 2, LUA_TTABLE);
+			ipcl_checktype(L, 2, LUA_TTABLE);
 			opts = 2;
 		}
 	}
 	if (opts) {
 		lua_pushnil(L);
 		while (lua_next(L, opts)) {
-			if (lua_type(L, -2) != LUA_TSTRING ||
-			    !is_known_option(t, lua_tostring(L, -2)))
+			if (lua_type(L, -2) != LUA_TSTRING)
+				luaL_error(L,
+				           "bad argument #%d to '%s' (options are named: a %s key "
+				           "is not an option)",
+				           opts, fname, luaL_typename(L, -2));
+			if (!is_known_option(t, lua_tostring(L, -2)))
 				luaL_error(L, "bad argument #%d to '%s' (unknown option '%s')",
-				           opts, fname,
-				           lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
-				                                          : luaL_typename(L, -2));
+				           opts, fname, lua_tostring(L, -2));
 			lua_pop(L, 1);
 		}
+		/* R's named-argument style: ipc.queue{name = "jobs", max_count = 5} */
+		if (lua_getfield(L, opts, "name") != LUA_TNIL) {
+			if (name)
+				luaL_error(L,
+				           "bad argument #2 to '%s' (the name is given twice, as "
+				           "argument #1 and as opts.name)",
+				           fname);
+			if (lua_type(L, -1) != LUA_TSTRING)
+				luaL_error(L, "bad option 'name' to '%s' (string expected, got %s)",
+				           fname, luaL_typename(L, -1));
+			name = check_name(L, -1, fname); /* the string stays in opts */
+		}
+		lua_pop(L, 1);
 		if (lua_getfield(L, opts, "file") != LUA_TNIL) {
 			if (lua_type(L, -1) != LUA_TSTRING)
 				luaL_error(L, "bad option 'file' to '%s' (string expected, got %s)",
@@ -268,8 +325,9 @@ static int l_construct(lua_State *L)
 			if (name)
 				luaL_error(
 				    L,
-				    "bad argument #2 to '%s' (give a name or opts.file, not both)",
-				    fname);
+				    "bad argument #%d to '%s' (a name and opts.file together: "
+				    "give one or the other)",
+				    opts, fname);
 			push_normalised_path(L, lua_tostring(L, -1));
 			size_t len;
 			const char *p = lua_tolstring(L, -1, &len);
@@ -322,7 +380,7 @@ static int m_close(lua_State *L)
 {
 	ipcl_handle *h = ipcl_test(L, 1);
 	if (!h)
-		return luaL_typeerror(L, 1, "ipc object");
+		return ipcl_selferror(L, "ipc object");
 	if (h->seg) {
 		if (h->type->on_close)
 			h->type->on_close(h);
@@ -336,7 +394,7 @@ static int m_remove(lua_State *L)
 {
 	ipcl_handle *h = ipcl_test(L, 1);
 	if (!h)
-		return luaL_typeerror(L, 1, "ipc object");
+		return ipcl_selferror(L, "ipc object");
 	ipcl_check(L, 1, h->type);
 	ipc_error err;
 	int r = ipc_seg_remove(h->seg, &err);
@@ -368,7 +426,7 @@ static int m_info(lua_State *L)
 {
 	ipcl_handle *h = ipcl_test(L, 1);
 	if (!h)
-		return luaL_typeerror(L, 1, "ipc object");
+		return ipcl_selferror(L, "ipc object");
 	ipcl_check(L, 1, h->type);
 	push_common_info(L, h);
 	return 1;
@@ -378,7 +436,7 @@ static int m_tostring(lua_State *L)
 {
 	ipcl_handle *h = ipcl_test(L, 1);
 	if (!h)
-		return luaL_typeerror(L, 1, "ipc object");
+		return ipcl_selferror(L, "ipc object");
 	lua_getfield(L, 1, "name");
 	lua_pushfstring(L, "%s \"%s\"%s", h->type->ops->name, lua_tostring(L, -1),
 	                h->seg ? "" : " (closed)");
@@ -419,19 +477,18 @@ void ipcl_register_type(lua_State *L, const ipcl_type *t)
 /* ipc.open(name): open an existing object of whatever type it is. */
 static int l_open(lua_State *L)
 {
-	const char *name = luaL_checkstring(L, 1);
+	ipcl_checklstring(L, 1, NULL);
+	const char *name = check_name(L, 1, NULL);
 	ipc_error err;
 	ipc_header hd;
-	if (!ipc_name_valid(name, strlen(name)))
-		return luaL_argerror(L, 1, lua_pushfstring(L, "invalid name '%s'", name));
 	if (ipc_seg_peek(name, &hd, &err) != IPC_OK) {
 		if (err.code == ENOENT)
-			return luaL_error(L, "no object named \"%s\"", name);
+			return ipcl_error(L, "no object named \"%s\"", name);
 		return ipcl_raise(L, &err);
 	}
 	const ipcl_type *t = ipcl_find_type(hd.type);
 	if (!t)
-		return luaL_error(L, "\"%s\": type %s is not supported by this build", name,
+		return ipcl_error(L, "\"%s\": type %s is not supported by this build", name,
 		                  ipc_type_name(hd.type));
 	ipc_open_opts o;
 	memset(&o, 0, sizeof o);
@@ -499,10 +556,8 @@ static int l_list(lua_State *L)
 
 static int l_remove(lua_State *L)
 {
-	size_t len;
-	const char *name = luaL_checklstring(L, 1, &len);
-	if (!ipc_name_valid(name, len) || strlen(name) != len)
-		return luaL_argerror(L, 1, lua_pushfstring(L, "invalid name '%s'", name));
+	ipcl_checklstring(L, 1, NULL);
+	const char *name = check_name(L, 1, NULL);
 	ipc_error err;
 	int r = ipc_seg_unlink(name, &err);
 	if (r == IPC_ERR)
@@ -513,7 +568,7 @@ static int l_remove(lua_State *L)
 
 static int l_type(lua_State *L)
 {
-	luaL_checkany(L, 1);
+	ipcl_checkany(L, 1);
 	ipcl_handle *h = ipcl_test(L, 1);
 	if (!h) {
 		/* other userdata of ours (pidfile, child handles) name themselves */
@@ -543,7 +598,7 @@ static int l_uid(lua_State *L)
 static int l_hash(lua_State *L)
 {
 	size_t len;
-	const char *s = luaL_checklstring(L, 1, &len);
+	const char *s = ipcl_checklstring(L, 1, &len);
 	char buf[12];
 	ipc_hash_name(s, len, buf);
 	lua_pushstring(L, buf);

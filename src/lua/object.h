@@ -81,6 +81,24 @@ lua_Integer ipcl_opt_int_field(lua_State *L, int opts, const char *key, lua_Inte
                                lua_Integer min, lua_Integer max, const char *fname);
 int ipcl_opt_bool_field(lua_State *L, int opts, const char *key, int def, const char *fname);
 
+/* --- errors that name the function the user called (errors.c) ---------
+ * Argument errors read "bad argument #2 to 'send' (...)" however the
+ * function was reached (pcall(q.send, q, 5) included); ipcl_error prefixes
+ * the name: "lock: mutex \"jobs\": already locked by this process". */
+void ipcl_name_functions(lua_State *L, int module); /* at the end of luaopen */
+const char *ipcl_fname(lua_State *L);               /* "send", "ipc.queue" */
+int ipcl_argerror(lua_State *L, int arg, const char *extramsg);
+int ipcl_typeerror(lua_State *L, int arg, const char *tname);
+/* Argument 1 is not a tname: explains q.send(x) vs q:send(x). */
+int ipcl_selferror(lua_State *L, const char *tname);
+int ipcl_error(lua_State *L, const char *fmt, ...);
+void ipcl_checktype(lua_State *L, int arg, int t);
+void ipcl_checkany(lua_State *L, int arg);
+lua_Integer ipcl_checkinteger(lua_State *L, int arg);
+lua_Integer ipcl_optinteger(lua_State *L, int arg, lua_Integer def);
+const char *ipcl_checklstring(lua_State *L, int arg, size_t *len);
+#define ipcl_checkstring(L, arg) ipcl_checklstring(L, (arg), NULL)
+
 /* Types other bindings refer to (condition takes a mutex). */
 extern const ipcl_type ipcl_mutex_type;
 
