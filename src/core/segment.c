@@ -83,6 +83,13 @@ static ipc_segment *find_mapped(dev_t dev, ino_t ino)
 	return NULL;
 }
 
+static int truncated(ipc_error *err, const char *name, uint64_t now, size_t was)
+{
+	return ipc_fail(err, EPROTO,
+	                "\"%s\" is corrupt (truncated to %llu bytes while mapped with %llu)", name,
+	                (unsigned long long)now, (unsigned long long)was);
+}
+
 /* Map an open object file, validating it as type ops. */
 static int map_fd(ipc_segment **out, int fd, const char *name, const char *path,
                   const ipc_type_ops *ops, ipc_error *err)
@@ -104,6 +111,8 @@ static int map_fd(ipc_segment **out, int fd, const char *name, const char *path,
 		if (seg->ops != ops)
 			return ipc_fail(err, 0, "\"%s\" is a %s, not a %s", name, seg->ops->name,
 			                ops->name);
+		if ((uint64_t)st.st_size < seg->size) /* touching the lost pages: SIGBUS */
+			return truncated(err, name, (uint64_t)st.st_size, seg->size);
 		seg->refs++;
 		*out = seg;
 		return IPC_OK;
@@ -295,6 +304,15 @@ void ipc_seg_release(ipc_segment *seg)
 	munmap(seg->base, seg->size);
 	free(seg->local);
 	free(seg);
+}
+
+int ipc_seg_intact(ipc_segment *seg, ipc_error *err)
+{
+	struct stat st;
+	if (stat(seg->path, &st) == 0 && st.st_dev == seg->dev && st.st_ino == seg->ino &&
+	    (uint64_t)st.st_size < seg->size)
+		return truncated(err, seg->name, (uint64_t)st.st_size, seg->size);
+	return IPC_OK;
 }
 
 int ipc_seg_peek(const char *name, ipc_header *hdr, ipc_error *err)
