@@ -116,8 +116,13 @@ for i, w in ipairs(list) do
     cli = cli + 1
     timed(name .. ' `ipcsh info`', function()
       local p = io.popen(('%q info %q 2>&1'):format(bin, name))
-      p:read('a')
-      p:close()
+      local text = p:read('a')
+      local _, how, code = p:close()
+      -- exit 0 (info), 1 or 2 (a reported error); never a crash
+      if how ~= 'exit' or code > 2 or text:find('Sanitizer', 1, true)
+        or text:find('runtime error', 1, true) then
+        print(('CRASH %s `ipcsh info`: %s %s: %s'):format(name, how, code, text))
+      end
     end)
   end
   n = n + 1
@@ -147,6 +152,7 @@ local function run_kind(kind)
     kind, tostring(st), took, last, out, err))
   assert.equal('done', last)
   assert.is_nil(out:match('SLOW[^\n]*'))
+  assert.is_nil(out:match('CRASH[^\n]*'))
   local n = tonumber(out:match('DONE (%d+) objects'))
   assert.is_true(n and n > 0, out)
   -- ipc.list() listed every object (plus the helper mutex) in bounded time
