@@ -273,12 +273,22 @@ static int q_lock(ipc_queue *v, const ipc_deadline *dl, unsigned snap, ipc_error
 	}
 	if (r == IPC_TIMEOUT) {
 		ipc_deadline ldl = *dl;
+		int64_t now = ipc_now_ns();
 		if (!ldl.forever) {
-			int64_t min = ipc_now_ns() + LOCK_GRACE_NS;
+			int64_t min = now + LOCK_GRACE_NS;
 			if (ldl.at_ns < min)
 				ldl.at_ns = min;
 		}
+		/* as ipc_rlock_enter: never longer than IPC_RLOCK_BOUND_NS */
+		int bounded = ldl.forever || ldl.at_ns > now + IPC_RLOCK_BOUND_NS;
+		if (bounded)
+			ldl = (ipc_deadline){0, now + IPC_RLOCK_BOUND_NS};
 		r = ipc_rlock_lock(&v->q->lock, &ldl, snap, &died, err);
+		if (r == IPC_TIMEOUT && bounded)
+			return ipc_fail(
+			    err, EBUSY,
+			    "object busy or corrupt (an internal lock stayed held for %d s)",
+			    (int)(IPC_RLOCK_BOUND_NS / 1000000000LL));
 	}
 	if (r != IPC_OK)
 		return r;

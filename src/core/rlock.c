@@ -204,6 +204,12 @@ ipc_deadline ipc_rlock_bound(void)
 	return b;
 }
 
+/* The last lock whose grace ran out, and when: one call often takes the
+ * same internal lock several times, and a stuck lock should cost it one
+ * grace, not one per acquisition. */
+static _Thread_local const ipc_rlock *stuck;
+static _Thread_local int64_t stuck_at;
+
 int ipc_rlock_enter(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap,
                     void (*repair)(void *ctx), void *ctx, ipc_error *err)
 {
@@ -211,12 +217,18 @@ int ipc_rlock_enter(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap,
 	ipc_deadline eff = {0, now + IPC_RLOCK_BOUND_NS};
 	int callers = 0; /* does the caller's deadline end the wait? */
 	if (dl && !dl->forever && dl->at_ns < eff.at_ns) {
-		eff.at_ns =
-		    dl->at_ns > now + IPC_RLOCK_GRACE_NS ? dl->at_ns : now + IPC_RLOCK_GRACE_NS;
+		int64_t grace = now + IPC_RLOCK_GRACE_NS;
+		if (stuck == l && now - stuck_at < IPC_RLOCK_GRACE_NS)
+			grace = now; /* it just used up a grace */
+		eff.at_ns = dl->at_ns > grace ? dl->at_ns : grace;
 		callers = 1;
 	}
 	int died = 0;
 	int r = ipc_rlock_lock(l, &eff, sigsnap, &died, err); /* sets died: call it first */
+	if (r == IPC_TIMEOUT && callers && eff.at_ns > now) {
+		stuck = l;
+		stuck_at = ipc_now_ns();
+	}
 	if (r == IPC_TIMEOUT && !callers)
 		return ipc_fail(err, EBUSY,
 		                "object busy or corrupt (an internal lock stayed held for %d s)",
