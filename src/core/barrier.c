@@ -253,7 +253,7 @@ int ipc_barrier_info(ipc_segment *seg, ipc_barrier_state *st, ipc_error *err)
 	bar_body *b = seg->body;
 	memset(st, 0, sizeof *st);
 	st->count = (int)seg->hdr->params[0];
-	if (bar_lock_always(b, err) != IPC_OK)
+	if (ipc_rlock_enter_peek(&b->lock, bar_repair_cb, b, err) != IPC_OK)
 		return IPC_ERR;
 	uint32_t g = load32(&b->gen);
 	reap_dead(b, g);

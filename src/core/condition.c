@@ -36,10 +36,10 @@ static void repair_i(void *ctx)
 	recount(ctx);
 }
 
-static int lock_i(ipc_cond_body *b, ipc_error *err)
+/* dl: the caller's deadline, NULL when it has none (bounded all the same). */
+static int lock_i(ipc_cond_body *b, const ipc_deadline *dl, ipc_error *err)
 {
-	ipc_deadline never = ipc_deadline_never();
-	return ipc_rlock_enter(&b->i, &never, IPC_UNINTERRUPTIBLE, repair_i, b, err);
+	return ipc_rlock_enter(&b->i, dl, IPC_UNINTERRUPTIBLE, repair_i, b, err);
 }
 
 int ipc_cond_wait(ipc_segment *cond, ipc_segment *mutex, const ipc_deadline *dl, unsigned sigsnap,
@@ -48,7 +48,7 @@ int ipc_cond_wait(ipc_segment *cond, ipc_segment *mutex, const ipc_deadline *dl,
 	ipc_cond_body *b = body_of(cond);
 	if (ipc_mutex_held(mutex) != IPC_HELD_EXCLUSIVE)
 		return ipc_fail(err, 0, "the mutex must be locked exclusively by this process");
-	int r = lock_i(b, err);
+	int r = lock_i(b, dl, err);
 	if (r != IPC_OK)
 		return r;
 	ipc_token me = ipc_self_token();
@@ -74,7 +74,7 @@ int ipc_cond_wait(ipc_segment *cond, ipc_segment *mutex, const ipc_deadline *dl,
 			break;
 	}
 	ipc_error ignored;
-	if (lock_i(b, &ignored) == IPC_OK) {
+	if (lock_i(b, NULL, &ignored) == IPC_OK) {
 		if (__atomic_load_n(&w->word, __ATOMIC_ACQUIRE))
 			r = IPC_OK; /* signalled just as we gave up: take it */
 		if (w->token == me) {
@@ -96,7 +96,7 @@ int ipc_cond_signal(ipc_segment *cond, int all, ipc_error *err)
 	ipc_cond_body *b = body_of(cond);
 	if (__atomic_load_n(&b->nwait, __ATOMIC_ACQUIRE) == 0)
 		return 0;
-	int r = lock_i(b, err);
+	int r = lock_i(b, NULL, err);
 	if (r != IPC_OK)
 		return r;
 	int woken = 0;
@@ -135,8 +135,8 @@ uint32_t ipc_cond_waiters(ipc_segment *cond)
 {
 	ipc_cond_body *b = body_of(cond);
 	ipc_error ignored;
-	if (lock_i(b, &ignored) != IPC_OK)
-		return 0;
+	if (ipc_rlock_enter_peek(&b->i, repair_i, b, &ignored) != IPC_OK)
+		return 0; /* busy: info() shows no waiters rather than waiting */
 	recount(b);
 	uint32_t n = b->nwait;
 	ipc_rlock_unlock(&b->i);

@@ -362,7 +362,7 @@ int ipc_event_info(ipc_segment *seg, ipc_event_state *st, ipc_error *err)
 	ev_body *b = body_of(seg);
 	memset(st, 0, sizeof *st);
 	st->auto_reset = is_auto(seg);
-	if (ev_lock_always(b, err) != IPC_OK)
+	if (ipc_rlock_enter_peek(&b->lock, ev_repair_cb, b, err) != IPC_OK)
 		return IPC_ERR;
 	reap_dead(b);
 	for (int i = 0; i < IPC_EVENT_SLOTS; i++) {

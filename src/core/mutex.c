@@ -65,10 +65,10 @@ static void repair_i(void *ctx)
 	reap_waiters(ctx);
 }
 
-static int lock_i(ipc_mutex_body *b, ipc_error *err)
+/* dl: the caller's deadline, NULL when it has none (bounded all the same). */
+static int lock_i(ipc_mutex_body *b, const ipc_deadline *dl, ipc_error *err)
 {
-	ipc_deadline never = ipc_deadline_never();
-	return ipc_rlock_enter(&b->i, &never, IPC_UNINTERRUPTIBLE, repair_i, b, err);
+	return ipc_rlock_enter(&b->i, dl, IPC_UNINTERRUPTIBLE, repair_i, b, err);
 }
 
 /* `w` changed hands after its holder died: forget that holder. */
@@ -79,14 +79,18 @@ static void repair_w(ipc_mutex_body *b)
 	ipc_rlock_consistent(&b->w);
 }
 
-static void set_waiting(ipc_mutex_body *b, int on)
+/* Returns 1 when this process is now listed as waiting (only then does the
+ * "off" call need the lock). */
+static int set_waiting(ipc_mutex_body *b, int on, const ipc_deadline *dl)
 {
 	ipc_error ignored;
-	if (lock_i(b, &ignored) != IPC_OK)
-		return;
+	if (lock_i(b, dl, &ignored) != IPC_OK)
+		return 0;
 	ipc_token me = ipc_self_token();
+	int listed = 0;
 	if (on) {
-		if (ipc_slot_claim(b->waiter, sizeof(ipc_token), IPC_MUTEX_WAITERS, me) >= 0)
+		listed = ipc_slot_claim(b->waiter, sizeof(ipc_token), IPC_MUTEX_WAITERS, me) >= 0;
+		if (listed)
 			b->waiters++;
 	} else {
 		int k = ipc_slot_find(b->waiter, sizeof(ipc_token), IPC_MUTEX_WAITERS, me);
@@ -96,6 +100,7 @@ static void set_waiting(ipc_mutex_body *b, int on)
 		}
 	}
 	ipc_rlock_unlock(&b->i);
+	return listed;
 }
 
 /* Holding `w`: wait until no reader is left (dead ones are reaped). */
@@ -103,7 +108,7 @@ static int drain_readers(ipc_mutex_body *b, const ipc_deadline *dl, unsigned sig
                          ipc_error *err)
 {
 	for (int round = 0;; round++) {
-		int r = lock_i(b, err);
+		int r = lock_i(b, dl, err);
 		if (r != IPC_OK)
 			return r;
 		if (b->readers && round > 0)
@@ -132,9 +137,10 @@ static int take_w(ipc_mutex_body *b, const ipc_deadline *dl, unsigned sigsnap, i
 	int died = 0;
 	int r = ipc_rlock_trylock(&b->w, &died, err);
 	if (r == IPC_TIMEOUT && ipc_deadline_left(dl) > 0) {
-		set_waiting(b, 1);
+		int listed = set_waiting(b, 1, dl);
 		r = ipc_rlock_lock(&b->w, dl, sigsnap, &died, err);
-		set_waiting(b, 0);
+		if (listed)
+			set_waiting(b, 0, NULL);
 	}
 	if (r == IPC_OK && died)
 		repair_w(b);
@@ -155,12 +161,10 @@ int ipc_mutex_lock(ipc_segment *seg, int shared, const ipc_deadline *dl, unsigne
 	if (!shared) {
 		__atomic_store_n(&b->owner, ipc_self_token(), __ATOMIC_RELAXED);
 		if (__atomic_load_n(&b->readers, __ATOMIC_SEQ_CST) != 0) {
-			int waiting = ipc_deadline_left(dl) > 0;
-			if (waiting)
-				set_waiting(b, 1);
+			int waiting = ipc_deadline_left(dl) > 0 && set_waiting(b, 1, dl);
 			r = drain_readers(b, dl, sigsnap, err);
 			if (waiting)
-				set_waiting(b, 0);
+				set_waiting(b, 0, NULL);
 			if (r != IPC_OK) {
 				b->owner = 0;
 				ipc_rlock_unlock(&b->w);
@@ -170,7 +174,7 @@ int ipc_mutex_lock(ipc_segment *seg, int shared, const ipc_deadline *dl, unsigne
 		l->mode = IPC_HELD_EXCLUSIVE;
 		return IPC_OK;
 	}
-	r = lock_i(b, err);
+	r = lock_i(b, dl, err);
 	if (r != IPC_OK) {
 		ipc_rlock_unlock(&b->w);
 		return r;
@@ -207,7 +211,7 @@ int ipc_mutex_unlock(ipc_segment *seg, ipc_error *err)
 		return IPC_TIMEOUT;
 	l->mode = IPC_HELD_NONE;
 	/* Never interrupted: the release must happen. */
-	int r = lock_i(b, err);
+	int r = lock_i(b, NULL, err);
 	if (r != IPC_OK)
 		return r;
 	int k = ipc_slot_find(b->reader, sizeof(ipc_token), IPC_MUTEX_READERS, ipc_self_token());
@@ -233,7 +237,7 @@ int ipc_mutex_state_get(ipc_segment *seg, ipc_mutex_state *st, ipc_error *err)
 {
 	ipc_mutex_body *b = body_of(seg);
 	memset(st, 0, sizeof *st);
-	int r = lock_i(b, err);
+	int r = ipc_rlock_enter_peek(&b->i, repair_i, b, err);
 	if (r != IPC_OK)
 		return r;
 	reap_readers(b);

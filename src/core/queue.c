@@ -12,6 +12,7 @@
 #include "signals.h"
 #include "wait.h"
 
+#include <errno.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -272,12 +273,22 @@ static int q_lock(ipc_queue *v, const ipc_deadline *dl, unsigned snap, ipc_error
 	}
 	if (r == IPC_TIMEOUT) {
 		ipc_deadline ldl = *dl;
+		int64_t now = ipc_now_ns();
 		if (!ldl.forever) {
-			int64_t min = ipc_now_ns() + LOCK_GRACE_NS;
+			int64_t min = now + LOCK_GRACE_NS;
 			if (ldl.at_ns < min)
 				ldl.at_ns = min;
 		}
+		/* as ipc_rlock_enter: never longer than IPC_RLOCK_BOUND_NS */
+		int bounded = ldl.forever || ldl.at_ns > now + IPC_RLOCK_BOUND_NS;
+		if (bounded)
+			ldl = (ipc_deadline){0, now + IPC_RLOCK_BOUND_NS};
 		r = ipc_rlock_lock(&v->q->lock, &ldl, snap, &died, err);
+		if (r == IPC_TIMEOUT && bounded)
+			return ipc_fail(
+			    err, EBUSY,
+			    "object busy or corrupt (an internal lock stayed held for %d s)",
+			    (int)(IPC_RLOCK_BOUND_NS / 1000000000LL));
 	}
 	if (r != IPC_OK)
 		return r;
@@ -289,15 +300,40 @@ static int q_lock(ipc_queue *v, const ipc_deadline *dl, unsigned snap, ipc_error
 	return IPC_OK;
 }
 
-/* Lock, ignoring signals: for finishing what this process started. */
+/* Lock, ignoring signals: for finishing what this process started.  Never
+ * longer than IPC_RLOCK_BOUND_NS: a lock held that long is corrupt (or its
+ * holder stopped), and hanging on it is worse than failing. */
 static int q_relock(ipc_queue *v, ipc_error *err)
 {
-	ipc_deadline never = ipc_deadline_never();
+	ipc_deadline bound = ipc_rlock_bound();
 	int r;
 	do
-		r = q_lock(v, &never, ipc_signal_count(), err);
-	while (r == IPC_INTERRUPTED || r == IPC_TIMEOUT);
+		r = q_lock(v, &bound, ipc_signal_count(), err);
+	while (r == IPC_INTERRUPTED || (r == IPC_TIMEOUT && !ipc_deadline_passed(&bound)));
+	if (r == IPC_TIMEOUT)
+		return ipc_fail(err, EBUSY,
+		                "object busy or corrupt (an internal lock stayed held for %d s)",
+		                (int)(IPC_RLOCK_BOUND_NS / 1000000000LL));
 	return r;
+}
+
+/* For info(): wait at most IPC_RLOCK_PEEK_NS, then report busy. */
+static int q_peek(ipc_queue *v, ipc_error *err)
+{
+	ipc_deadline dl = {0, ipc_now_ns() + IPC_RLOCK_PEEK_NS};
+	int died = 0;
+	int r = ipc_rlock_lock(&v->q->lock, &dl, IPC_UNINTERRUPTIBLE, &died, err);
+	if (r == IPC_TIMEOUT)
+		return ipc_fail(err, EBUSY, "busy (an internal lock stayed held for %d ms)",
+		                (int)(IPC_RLOCK_PEEK_NS / 1000000));
+	if (r != IPC_OK)
+		return r;
+	if (died || !q_sane(v)) {
+		q_rebuild(v, 1);
+		if (died)
+			ipc_rlock_consistent(&v->q->lock);
+	}
+	return IPC_OK;
 }
 
 static inline void q_unlock(ipc_queue *v)
@@ -820,7 +856,7 @@ int64_t ipc_queue_clear(ipc_queue *v, ipc_error *err)
 int ipc_queue_stat(ipc_queue *v, ipc_queue_stats *st, ipc_error *err)
 {
 	ipc_qhdr *q = v->q;
-	if (q_relock(v, err) != IPC_OK)
+	if (q_peek(v, err) != IPC_OK)
 		return IPC_ERR;
 	if (q->in_flight > 0 && reclaim_dead(v, err) < 0)
 		return IPC_ERR;

@@ -93,6 +93,13 @@ static ipc_segment *find_mapped(dev_t dev, ino_t ino)
 	return NULL;
 }
 
+static int truncated(ipc_error *err, const char *name, uint64_t now, size_t was)
+{
+	return ipc_fail(err, EPROTO,
+	                "\"%s\" is corrupt (truncated to %llu bytes while mapped with %llu)", name,
+	                (unsigned long long)now, (unsigned long long)was);
+}
+
 /* Open NAME's file in ns.  The trust rules are applied to the entry before
  * opening it (so a file we may not use is refused by its rule, whatever
  * open(2) would say, and open never blocks on a planted FIFO) and again to
@@ -136,6 +143,8 @@ static int map_fd(ipc_segment **out, int fd, const struct stat *st, const ipc_ns
 			return ipc_fail(err, 0, "\"%s\" is %s %s, not %s %s", name,
 			                article(seg->ops->name), seg->ops->name, article(ops->name),
 			                ops->name);
+		if ((uint64_t)st->st_size < seg->size) /* touching the lost pages: SIGBUS */
+			return truncated(err, name, (uint64_t)st->st_size, seg->size);
 		seg->refs++;
 		*out = seg;
 		return IPC_OK;
@@ -337,6 +346,15 @@ void ipc_seg_release(ipc_segment *seg)
 	munmap(seg->base, seg->size);
 	free(seg->local);
 	free(seg);
+}
+
+int ipc_seg_intact(ipc_segment *seg, ipc_error *err)
+{
+	struct stat st;
+	if (stat(seg->path, &st) == 0 && st.st_dev == seg->dev && st.st_ino == seg->ino &&
+	    (uint64_t)st.st_size < seg->size)
+		return truncated(err, seg->name, (uint64_t)st.st_size, seg->size);
+	return IPC_OK;
 }
 
 int ipc_seg_peek(const char *name, ipc_header *hdr, ipc_error *err)

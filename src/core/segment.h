@@ -103,6 +103,10 @@ int ipc_seg_open(ipc_segment **out, const char *name, const ipc_type_ops *ops,
 /* Drop one reference; the last one unmaps. */
 void ipc_seg_release(ipc_segment *seg);
 
+/* IPC_ERR when the file was truncated below this mapping (any access to the
+ * lost part would raise SIGBUS): for info() and ls. */
+int ipc_seg_intact(ipc_segment *seg, ipc_error *err);
+
 /* Read and validate NAME's header without knowing its type. */
 int ipc_seg_peek(const char *name, ipc_header *hdr, ipc_error *err);
 /* Validate a header against the real file size (and want_type unless 0). */

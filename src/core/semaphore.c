@@ -106,15 +106,15 @@ static void repair_i(void *ctx)
 	reap_waiters(b);
 }
 
-static int lock_i(ipc_sem_body *b, ipc_error *err)
+/* dl: the caller's deadline, NULL when it has none (bounded all the same). */
+static int lock_i(ipc_sem_body *b, const ipc_deadline *dl, ipc_error *err)
 {
-	ipc_deadline never = ipc_deadline_never();
-	return ipc_rlock_enter(&b->i, &never, IPC_UNINTERRUPTIBLE, repair_i, b, err);
+	return ipc_rlock_enter(&b->i, dl, IPC_UNINTERRUPTIBLE, repair_i, b, err);
 }
 
 /* --- operations -------------------------------------------------------- */
 
-static int try_take(ipc_sem_body *b, ipc_error *err)
+static int try_take(ipc_sem_body *b, const ipc_deadline *dl, ipc_error *err)
 {
 	if (!b->undo) {
 		int64_t v = __atomic_load_n(&b->value, __ATOMIC_SEQ_CST);
@@ -126,7 +126,7 @@ static int try_take(ipc_sem_body *b, ipc_error *err)
 	}
 	if (__atomic_load_n(&b->value, __ATOMIC_SEQ_CST) <= 0)
 		return IPC_TIMEOUT;
-	int r = lock_i(b, err);
+	int r = lock_i(b, dl, err);
 	if (r != IPC_OK)
 		return r;
 	r = IPC_TIMEOUT;
@@ -168,35 +168,56 @@ int ipc_sem_post(ipc_segment *seg, int64_t n, ipc_error *err)
 		wake(b, n);
 		return IPC_OK;
 	}
-	int r = lock_i(b, err);
+	int r = lock_i(b, NULL, err);
 	if (r != IPC_OK)
 		return r;
 	if (n > room(b->max, b->value)) {
 		ipc_rlock_unlock(&b->i);
 		return ipc_fail(err, 0, "post would exceed max (%lld)", (long long)b->max);
 	}
+	/* A post settles permits still held: this process's first, then other
+	 * processes' (one took a permit, another gives it back), and only the
+	 * rest is new.  So value + all permits held never exceeds max, and a
+	 * holder that dies later gives back only what nobody posted for it. */
 	int k = ipc_slot_find(b->holder, sizeof(ipc_sem_holder), IPC_SEM_SLOTS, ipc_self_token());
 	journal(b, k);
 	__atomic_store_n(&b->value, b->value + n, __ATOMIC_SEQ_CST);
+	int64_t left = n;
 	if (k >= 0) {
 		ipc_sem_holder *h = &b->holder[k];
 		/* the slot stays ours (cheap to find next time) until we die */
-		h->held = h->held > n ? h->held - n : 0;
+		int64_t paid = h->held > left ? left : (h->held > 0 ? h->held : 0);
+		h->held -= paid;
+		left -= paid;
 	}
 	commit(b);
+	for (int j = 0; j < IPC_SEM_SLOTS && left > 0; j++) {
+		ipc_sem_holder *h = &b->holder[j];
+		if (j == k || !h->token || h->held <= 0)
+			continue;
+		journal(b, j); /* one holder per step: a death between steps is safe */
+		int64_t paid = h->held > left ? left : h->held;
+		h->held -= paid;
+		left -= paid;
+		commit(b);
+	}
 	ipc_rlock_unlock(&b->i);
 	wake(b, n);
 	return IPC_OK;
 }
 
-static void set_waiting(ipc_sem_body *b, int on)
+/* Returns 1 when this process is now listed as waiting (only then does the
+ * "off" call need the lock). */
+static int set_waiting(ipc_sem_body *b, int on, const ipc_deadline *dl)
 {
 	ipc_error ignored;
-	if (lock_i(b, &ignored) != IPC_OK)
-		return;
+	if (lock_i(b, dl, &ignored) != IPC_OK)
+		return 0;
 	ipc_token me = ipc_self_token();
+	int listed = 0;
 	if (on) {
-		if (ipc_slot_claim(b->waiter, sizeof(ipc_token), IPC_SEM_SLOTS, me) >= 0)
+		listed = ipc_slot_claim(b->waiter, sizeof(ipc_token), IPC_SEM_SLOTS, me) >= 0;
+		if (listed)
 			__atomic_add_fetch(&b->nwait, 1, __ATOMIC_SEQ_CST);
 	} else {
 		int k = ipc_slot_find(b->waiter, sizeof(ipc_token), IPC_SEM_SLOTS, me);
@@ -206,13 +227,17 @@ static void set_waiting(ipc_sem_body *b, int on)
 		}
 	}
 	ipc_rlock_unlock(&b->i);
+	return listed;
 }
 
-/* Repairs a slow waiter does every slice: dead waiters, dead holders. */
-static void reap_all(ipc_sem_body *b)
+/* Repairs a slow waiter does every slice: dead waiters, dead holders.
+ * dl NULL: for info, which waits at most IPC_RLOCK_PEEK_NS (and then
+ * reports what it sees unrepaired). */
+static void reap_all(ipc_sem_body *b, const ipc_deadline *dl)
 {
 	ipc_error ignored;
-	if (lock_i(b, &ignored) != IPC_OK)
+	if ((dl ? lock_i(b, dl, &ignored) : ipc_rlock_enter_peek(&b->i, repair_i, b, &ignored)) !=
+	    IPC_OK)
 		return;
 	int64_t back = b->undo ? reap_holders(b) : 0;
 	reap_waiters(b);
@@ -224,20 +249,20 @@ static void reap_all(ipc_sem_body *b)
 int ipc_sem_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err)
 {
 	ipc_sem_body *b = body_of(seg);
-	int r = try_take(b, err);
+	int r = try_take(b, dl, err);
 	if (r != IPC_TIMEOUT)
 		return r;
 	if (ipc_deadline_left(dl) == 0) {
 		if (b->undo) { /* a dead holder's permits are ours to take */
-			reap_all(b);
-			return try_take(b, err);
+			reap_all(b, dl);
+			return try_take(b, dl, err);
 		}
 		return IPC_TIMEOUT;
 	}
-	set_waiting(b, 1);
+	int listed = set_waiting(b, 1, dl);
 	for (int round = 0;; round++) {
 		uint32_t seq = __atomic_load_n(&b->seq, __ATOMIC_SEQ_CST);
-		r = try_take(b, err);
+		r = try_take(b, dl, err);
 		if (r != IPC_TIMEOUT)
 			break;
 		if (round == 0 && ipc_spin_word(&b->seq, seq))
@@ -246,11 +271,12 @@ int ipc_sem_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap, ipc
 		if (r != IPC_OK)
 			break;
 		if (b->undo && __atomic_load_n(&b->seq, __ATOMIC_SEQ_CST) == seq)
-			reap_all(b); /* a slice passed with no post: anyone dead? */
+			reap_all(b, dl); /* a slice passed with no post: anyone dead? */
 	}
-	if (r == IPC_TIMEOUT && try_take(b, err) == IPC_OK)
+	if (r == IPC_TIMEOUT && try_take(b, dl, err) == IPC_OK)
 		r = IPC_OK;
-	set_waiting(b, 0);
+	if (listed)
+		set_waiting(b, 0, NULL);
 	return r;
 }
 
@@ -258,14 +284,14 @@ int64_t ipc_sem_value(ipc_segment *seg)
 {
 	ipc_sem_body *b = body_of(seg);
 	if (b->undo)
-		reap_all(b); /* count the permits of the dead as returned */
+		reap_all(b, NULL); /* count the permits of the dead as returned */
 	return __atomic_load_n(&b->value, __ATOMIC_SEQ_CST);
 }
 
 uint32_t ipc_sem_waiters(ipc_segment *seg)
 {
 	ipc_sem_body *b = body_of(seg);
-	reap_all(b);
+	reap_all(b, NULL);
 	return __atomic_load_n(&b->nwait, __ATOMIC_SEQ_CST);
 }
 
@@ -280,7 +306,7 @@ int ipc_sem_sel_arm(ipc_segment *seg, int *slot, uint32_t **word, uint32_t *seen
 	ipc_sem_body *b = body_of(seg);
 	*slot = -1;
 	*word = &b->seq;
-	int r = lock_i(b, err);
+	int r = lock_i(b, NULL, err);
 	if (r != IPC_OK)
 		return r;
 	*slot = ipc_slot_claim(b->waiter, sizeof(ipc_token), IPC_SEM_SLOTS, ipc_self_token());
@@ -303,7 +329,7 @@ void ipc_sem_sel_disarm(ipc_segment *seg, int slot)
 {
 	ipc_sem_body *b = body_of(seg);
 	ipc_error ignored;
-	if (slot >= 0 && lock_i(b, &ignored) == IPC_OK) {
+	if (slot >= 0 && lock_i(b, NULL, &ignored) == IPC_OK) {
 		if (__atomic_load_n(&b->waiter[slot], __ATOMIC_SEQ_CST) == ipc_self_token()) {
 			__atomic_store_n(&b->waiter[slot], 0, __ATOMIC_RELEASE);
 			__atomic_sub_fetch(&b->nwait, 1, __ATOMIC_SEQ_CST);

@@ -24,11 +24,18 @@ int ipc_shm_range_ok(uint64_t size, int64_t offset, uint64_t len)
 	return offset >= 0 && (uint64_t)offset <= size && len <= size - (uint64_t)offset;
 }
 
-int64_t ipc_shm_add(void *body, uint64_t offset, int64_t delta)
+int ipc_shm_add(void *body, uint64_t offset, int64_t delta, int64_t *result)
 {
 	int64_t *p = (int64_t *)((char *)body + offset);
-	return (int64_t)((uint64_t)__atomic_fetch_add(p, delta, __ATOMIC_SEQ_CST) +
-	                 (uint64_t)delta);
+	int64_t v = __atomic_load_n(p, __ATOMIC_RELAXED), n;
+	do {
+		if (__builtin_add_overflow(v, delta, &n)) {
+			*result = v;
+			return -1;
+		}
+	} while (!__atomic_compare_exchange_n(p, &v, n, 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	*result = n;
+	return 0;
 }
 
 int ipc_shm_cas(void *body, uint64_t offset, int64_t expected, int64_t desired)

@@ -9,17 +9,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_CLEANUP 1024
-#define PATH_MAX_LEN 4096
+/* The cleanup registry: any number of entries, in chunks that are only
+ * ever appended (never moved or freed while the process runs), so the
+ * signal handler can walk them at any moment without a lock.  An entry is
+ * live while pid is this process: it is filled first and published by
+ * storing pid last, and retired by clearing pid before its path is freed;
+ * retired entries (removed objects, a parent's entries in a forked child)
+ * are reused.  The handler only reads. */
+#define CHUNK 64
 
 typedef struct cleanup_entry {
-	char *path;
+	char *volatile path;
 	unsigned long dev, ino;
-	int pid;
+	volatile sig_atomic_t pid;
 } cleanup_entry;
 
-static cleanup_entry cleanup[MAX_CLEANUP];
-static volatile sig_atomic_t ncleanup;
+typedef struct cleanup_chunk {
+	struct cleanup_chunk *volatile next;
+	cleanup_entry e[CHUNK];
+} cleanup_chunk;
+
+static cleanup_chunk *volatile chunks;
 static volatile unsigned sigcount;
 static volatile sig_atomic_t in_wait;
 static const int handled[] = {SIGINT, SIGTERM, SIGHUP};
@@ -39,14 +49,16 @@ int ipc_signal_since(unsigned sigsnap)
 static void unlink_ours(void)
 {
 	int pid = (int)getpid();
-	for (int i = 0; i < ncleanup; i++) {
-		cleanup_entry *e = &cleanup[i];
-		struct stat st;
-		if (!e->path || e->pid != pid)
-			continue;
-		if (stat(e->path, &st) == 0 && st.st_dev == e->dev && st.st_ino == e->ino)
-			unlink(e->path);
-	}
+	for (cleanup_chunk *c = chunks; c; c = c->next)
+		for (int i = 0; i < CHUNK; i++) {
+			cleanup_entry *e = &c->e[i];
+			struct stat st;
+			const char *path = e->path;
+			if (e->pid != pid || !path)
+				continue;
+			if (stat(path, &st) == 0 && st.st_dev == e->dev && st.st_ino == e->ino)
+				unlink(path);
+		}
 }
 
 static void on_signal(int sig, siginfo_t *info, void *uc)
@@ -113,50 +125,78 @@ void ipc_signals_install(void)
 	}
 }
 
+/* Take an entry out of the handler's view, then free its path. */
+static void retire(cleanup_entry *e)
+{
+	e->pid = 0;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	char *path = e->path;
+	e->path = NULL;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	free(path);
+}
+
+/* A retired entry (or a new chunk's first): NULL when out of memory. */
+static cleanup_entry *free_entry(int pid)
+{
+	cleanup_chunk **link = (cleanup_chunk **)&chunks;
+	for (cleanup_chunk *c = chunks; c; c = c->next) {
+		for (int i = 0; i < CHUNK; i++)
+			if (c->e[i].pid != pid) {
+				if (c->e[i].path)
+					retire(&c->e[i]); /* a parent's entry, in a forked child */
+				return &c->e[i];
+			}
+		link = (cleanup_chunk **)&c->next;
+	}
+	cleanup_chunk *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	*link = c; /* appended whole: the handler sees it empty or not at all */
+	return &c->e[0];
+}
+
 void ipc_cleanup_add(const char *path, unsigned long dev, unsigned long ino)
 {
 	int pid = (int)getpid();
-	for (int i = 0; i < ncleanup; i++) {
-		cleanup_entry *e = &cleanup[i];
-		/* the same path again (or after forget): reuse the entry for
-		 * the file that is there now; pid last, as the handler reads it */
-		if (e->path && (e->pid == pid || e->pid == 0) && strcmp(e->path, path) == 0) {
-			e->pid = 0;
-			atomic_signal_fence(memory_order_seq_cst);
-			e->dev = dev;
-			e->ino = ino;
-			atomic_signal_fence(memory_order_seq_cst);
-			e->pid = pid;
+	cleanup_entry *e = NULL;
+	for (cleanup_chunk *c = chunks; c && !e; c = c->next)
+		for (int i = 0; i < CHUNK; i++)
+			if (c->e[i].pid == pid && c->e[i].path && strcmp(c->e[i].path, path) == 0) {
+				e = &c->e[i];
+				break;
+			}
+	if (e) {
+		if (e->dev == dev && e->ino == ino)
 			return;
-		}
+		retire(e); /* the name holds a new object now: record that one */
 	}
-	if (ncleanup >= MAX_CLEANUP)
-		return;
 	char *copy = strdup(path);
-	if (!copy)
+	if (!copy || !(e = free_entry(pid))) {
+		free(copy);
 		return;
-	cleanup_entry *e = &cleanup[ncleanup];
+	}
+	e->path = copy;
 	e->dev = dev;
 	e->ino = ino;
-	e->pid = pid;
-	e->path = copy;
-	ncleanup = ncleanup + 1; /* publish last: the handler may run any time */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	e->pid = pid; /* publish last: the handler may run any time */
 }
 
 void ipc_cleanup_forget(const char *path)
 {
-	for (int i = 0; i < ncleanup; i++)
-		if (cleanup[i].path && strcmp(cleanup[i].path, path) == 0)
-			cleanup[i].pid = 0;
+	for (cleanup_chunk *c = chunks; c; c = c->next)
+		for (int i = 0; i < CHUNK; i++)
+			if (c->e[i].pid && c->e[i].path && strcmp(c->e[i].path, path) == 0)
+				retire(&c->e[i]);
 }
 
 void ipc_cleanup_run(void)
 {
 	unlink_ours();
-	int n = ncleanup;
-	ncleanup = 0;
-	for (int i = 0; i < n; i++) {
-		free(cleanup[i].path);
-		cleanup[i].path = NULL;
-	}
+	for (cleanup_chunk *c = chunks; c; c = c->next)
+		for (int i = 0; i < CHUNK; i++)
+			if (c->e[i].path)
+				retire(&c->e[i]);
 }

@@ -132,7 +132,15 @@ static int f_add(lua_State *L)
 	ipcl_handle *h = ipcl_check(L, 1, &shm_type);
 	lua_Integer off = aligned_offset(L, h);
 	lua_Integer delta = luaL_checkinteger(L, 3);
-	lua_pushinteger(L, ipc_shm_add(h->seg->body, (uint64_t)off, delta));
+	int64_t v;
+	if (ipc_shm_add(h->seg->body, (uint64_t)off, delta, &v) != 0)
+		return luaL_argerror(
+		    L, 3,
+		    lua_pushfstring(L,
+		                    "overflow: %I + %I is outside the 64-bit integer "
+		                    "range (value left unchanged)",
+		                    (lua_Integer)v, delta));
+	lua_pushinteger(L, v);
 	return 1;
 }
 

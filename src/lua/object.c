@@ -404,6 +404,13 @@ static int m_remove(lua_State *L)
 	return 1;
 }
 
+static int type_info(lua_State *L)
+{
+	ipcl_handle *h = lua_touserdata(L, 1);
+	h->type->push_info(L, h); /* fills the table at the top */
+	return 0;
+}
+
 static void push_common_info(lua_State *L, ipcl_handle *h)
 {
 	ipc_header *hd = h->seg->hdr;
@@ -418,8 +425,27 @@ static void push_common_info(lua_State *L, ipcl_handle *h)
 	lua_setfield(L, -2, "created");
 	lua_pushinteger(L, (lua_Integer)hd->total_size);
 	lua_setfield(L, -2, "bytes");
-	if (h->type->push_info)
-		h->type->push_info(L, h);
+	ipc_error err;
+	if (ipc_seg_intact(h->seg, &err) != IPC_OK) {
+		lua_pushstring(L, err.msg);
+		lua_setfield(L, -2, "error");
+		return;
+	}
+	if (!h->type->push_info)
+		return;
+	/* A busy or corrupt object fails its type's part: info() and ls still
+	 * answer, with the reason in `error` (an interrupt still raises). */
+	lua_pushcfunction(L, type_info);
+	lua_pushlightuserdata(L, h);
+	lua_pushvalue(L, -3);
+	int st = lua_pcall(L, 2, 0, 0);
+	if (st != LUA_OK) {
+		const char *msg = lua_tostring(L, -1);
+		size_t n = msg ? strlen(msg) : 0;
+		if (st != LUA_ERRRUN || !msg || (n >= 11 && !strcmp(msg + n - 11, "interrupted")))
+			lua_error(L);
+		lua_setfield(L, -2, "error");
+	}
 }
 
 static int m_info(lua_State *L)
