@@ -90,7 +90,7 @@ describe('PostgreSQL only', function()
       print(net._ns._conn:exec(nil, 'SELECT version FROM ipcsh.meta')[1][1])
     ]]):format(url))
     assert.are.equal(0, st)
-    assert.are.equal('1\n', out)
+    assert.are.equal('2\n', out)
   end)
 
   it_('a lost connection is reported, and so are the locks it held', function()
