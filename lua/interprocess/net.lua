@@ -84,8 +84,12 @@ for _, s in ipairs(SEQUENCES) do NEEDED[#NEEDED + 1] = { 'sequence', 'ipcsh.' ..
 local function missing_sql()
   local parts = {}
   for _, n in ipairs(NEEDED) do
-    parts[#parts + 1] = ("CASE WHEN NOT has_%s_privilege('%s', '%s') THEN '%s ON %s%s' END")
-      :format(n[1], n[2], n[3], n[3], n[1] == 'table' and '' or (n[1]:upper() .. ' '), n[2])
+    -- by oid: looking a name up in the schema would itself need USAGE
+    local obj = n[1] == 'schema' and "'ipcsh'" or
+      ("(SELECT oid FROM pg_class WHERE relnamespace = 'ipcsh'::regnamespace AND relname = '%s')")
+      :format(n[2]:match('%.(.*)'))
+    parts[#parts + 1] = ("CASE WHEN NOT has_%s_privilege(%s, '%s') THEN '%s ON %s%s' END")
+      :format(n[1], obj, n[3], n[3], n[1] == 'table' and '' or (n[1]:upper() .. ' '), n[2])
   end
   return 'SELECT current_user::text, concat_ws(\', \', ' .. table.concat(parts, ', ') .. ')'
 end
@@ -136,7 +140,8 @@ function NS:_open_session(fname)
   if not conn then raise(fname .. ': ' .. tostring(err)) end
   self._conn, self._lost, self._held, self._tx, self._listening = conn, nil, {}, 0, false
   self._pid = self._ipc.pid()
-  local rows = self:q(fname, nil, "SELECT to_regclass('ipcsh.meta') IS NOT NULL")
+  local rows = self:q(fname, nil, "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace" ..
+    " WHERE n.nspname = 'ipcsh' AND c.relname = 'meta')")
   if not rows[1][1] then
     local ok, e = pcall(conn.script, conn, SCHEMA)
     if not ok then
@@ -145,18 +150,18 @@ function NS:_open_session(fname)
         ' as a role that may (docs/distributed.md)'):format(fname, tostring(e)))
     end
   end
+  rows = self:q(fname, nil, MISSING_SQL)
+  if rows[1][2] ~= '' then
+    conn:close()
+    raise(('%s: role "%s" lacks the rights the remote objects need: %s (grant them with' ..
+      ' `ipcsh --db URL setup %s`; docs/distributed.md)'):format(fname, rows[1][1], rows[1][2], rows[1][1]))
+  end
   local ok, r = pcall(self.q, self, fname, nil, 'SELECT max(version) FROM ipcsh.meta')
   local v = ok and r[1][1]
   if v ~= SCHEMA_VERSION then
     conn:close()
     raise(('%s: schema ipcsh has version %s, this ipcsh needs %d (drop schema ipcsh, or use another database)')
       :format(fname, ok and tostring(v) or '(unreadable)', SCHEMA_VERSION))
-  end
-  rows = self:q(fname, nil, MISSING_SQL)
-  if rows[1][2] ~= '' then
-    conn:close()
-    raise(('%s: role "%s" lacks the rights the remote objects need: %s (grant them with' ..
-      ' `ipcsh --db URL setup %s`; docs/distributed.md)'):format(fname, rows[1][1], rows[1][2], rows[1][1]))
   end
   -- One round trip: a fresh session id, locked for the session's life (its
   -- liveness key), and the server side of TCP keepalives, so that a lost
