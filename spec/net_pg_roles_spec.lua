@@ -22,7 +22,12 @@ local function role(tag, with_grants)
   local name = ('ipcsh_%s_%d'):format(tag, math.random(1, 1e9))
   local c = admin._ns._conn
   c:script(('CREATE ROLE %s LOGIN'):format(name))
-  if with_grants then c:script(require('interprocess.net').grants(name)) end
+  if with_grants == 'cli' then
+    local st, out, err = H.sh(H.quote(H.bin) .. ' --db ' .. H.quote(admin_url) .. ' setup --apply ' .. name)
+    assert(st == 0 and out:find('GRANT USAGE ON SCHEMA ipcsh TO "' .. name .. '";', 1, true), err)
+  elseif with_grants then
+    c:script(require('interprocess.net').grants(name))
+  end
   return (admin_url:gsub('^postgresql://[^@]+@', 'postgresql://' .. name .. '@')), name
 end
 
@@ -45,7 +50,7 @@ describe('PostgreSQL with one role per host', function()
   end)
 
   it_('with only the grants: in-flight message, undo permit and mutex are not taken by the other role', function()
-    local url_a = role('a', true)
+    local url_a = role('a', 'cli')
     local url_b = role('b', true)
     local a, b = H.ipc.connect(url_a), H.ipc.connect(url_b)
     local qn, sn, mn = H.name('Q'), H.name('S'), H.name('M')
