@@ -171,6 +171,23 @@ describe('PostgreSQL with one role per host', function()
     for _, n in ipairs(names) do pcall(H.ipc.remove, n) pcall(admin.remove, n) end
   end)
 
+  it_('the server ends a lost client\'s session within session_timeout (default 10 s)', function()
+    local function show(n)
+      return n._ns._conn:exec(nil, "SELECT current_setting('tcp_keepalives_idle')::int + " ..
+        "current_setting('tcp_keepalives_interval')::int * current_setting('tcp_keepalives_count')::int, " ..
+        "current_setting('tcp_user_timeout')")[1]
+    end
+    local d = show(admin)
+    assert.is_true(d[1] <= 10, tostring(d[1]))
+    assert.truthy(d[2] == '10s' or d[2] == '10000', d[2])
+    assert.are.equal(10000, admin.session_timeout)
+    local n = H.ipc.connect(admin_url, { session_timeout = 5000 })
+    assert.is_true(show(n)[1] <= 5)
+    n.close()
+    assert.has_error(function() H.ipc.connect(admin_url, { session_timeout = 'x' }) end)
+    assert.has_error(function() H.ipc.connect(admin_url, { bogus = 1 }) end)
+  end)
+
   it_('waiters are counted and libpq notices stay off stderr', function()
     local qn = H.name('Q')
     local q = admin.queue(qn)
