@@ -22,6 +22,17 @@ B.TAG_SEND = 0x6978 << 48    -- "ix": held (shared) while waiting to send
 function B.dead_sql(col, me)
   return ('(%s <> %s AND pg_try_advisory_xact_lock_shared(%d + %s))'):format(col, me, B.TAG_SESSION, col)
 end
+-- SQL that notifies (payload: the object id) only when some session waits
+-- on key tag + id: waiters hold it shared, so an exclusive try-lock fails.
+-- When it succeeds, the key stays ours to the end of the transaction, so a
+-- waiter registering meanwhile waits for our commit and then sees our work
+-- on its retry: no wake-up is lost.  (A concurrent notifier also makes it
+-- fail: one spurious wake-up, harmless.)
+function B.notify_sql(tag, id)
+  return ("CASE WHEN NOT pg_try_advisory_xact_lock(%d + %s) THEN pg_notify('%s', (%s)::text) END")
+    :format(tag, id, B.CHANNEL, id)
+end
+
 -- pg_locks rows of advisory key `k` (an SQL bigint expression) in this
 -- database; p prefixes the column names (a table alias and a dot).
 function B.locks_sql(k, p)

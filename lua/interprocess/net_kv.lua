@@ -21,7 +21,7 @@ local function ev_write(o, fname, v)
   local ns = Event.check(o, fname)
   local _, n = ns:q(fname, nil, [[
 WITH u AS (UPDATE ipcsh.events SET is_set = $2, version = version + 1 WHERE id = $1 RETURNING id)
-SELECT pg_notify(']] .. B.CHANNEL .. [[', $1::text) FROM u]], 'iB', o._id, v)
+SELECT ]] .. B.notify_sql(B.TAG_WAIT, '$1') .. [[ FROM u]], 'iB', o._id, v)
   if n == 0 then B.row(o, fname, 'SELECT 1 FROM ipcsh.events WHERE id = $1') end
   return true
 end

@@ -32,7 +32,7 @@ NOT m.dead AND (m.owner_sid IS NULL OR m.visible_at < clock_timestamp() OR ]] ..
 local Q_SEND = [[
 WITH slot AS (UPDATE ipcsh.queues SET count = count + 1 WHERE id = $1 AND count < max_count RETURNING id),
 ins AS (INSERT INTO ipcsh.msgs (qid, prio, body) SELECT id, $2, $3 FROM slot RETURNING id)
-SELECT count(*), pg_notify(']] .. CH .. [[', $1::text) FROM ins]]
+SELECT count(*), CASE WHEN count(*) > 0 THEN ]] .. B.notify_sql(B.TAG_WAIT, '$1') .. [[ END FROM ins]]
 
 local Q_RECEIVE = [[
 WITH m AS (DELETE FROM ipcsh.msgs WHERE id = (
@@ -40,7 +40,7 @@ WITH m AS (DELETE FROM ipcsh.msgs WHERE id = (
     ORDER BY m.prio DESC, m.id FOR UPDATE SKIP LOCKED LIMIT 1)
   RETURNING body, prio),
 c AS (UPDATE ipcsh.queues SET count = count - 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM m))
-SELECT body, prio, pg_notify(']] .. CH .. [[', $1::text) FROM m]]
+SELECT body, prio, ]] .. B.notify_sql(B.TAG_SEND, '$1') .. [[ FROM m]]
 
 local Q_CLAIM = [[
 UPDATE ipcsh.msgs SET owner_sid = $3,
@@ -54,12 +54,12 @@ RETURNING id, receipt, body, prio]]
 local Q_ACK = [[
 WITH d AS (DELETE FROM ipcsh.msgs WHERE id = $1 AND receipt = $2 RETURNING qid),
 c AS (UPDATE ipcsh.queues SET count = count - 1 WHERE id IN (SELECT qid FROM d))
-SELECT count(*), pg_notify(']] .. CH .. [[', $3::text) FROM d]]
+SELECT count(*), CASE WHEN count(*) > 0 THEN ]] .. B.notify_sql(B.TAG_SEND, '$3') .. [[ END FROM d]]
 
 local Q_NACK = [[
 WITH r AS (UPDATE ipcsh.msgs SET owner_sid = NULL, visible_at = NULL
   WHERE id = $1 AND receipt = $2 RETURNING id)
-SELECT count(*), pg_notify(']] .. CH .. [[', $3::text) FROM r]]
+SELECT count(*), CASE WHEN count(*) > 0 THEN ]] .. B.notify_sql(B.TAG_WAIT, '$3') .. [[ END FROM r]]
 
 -- Messages delivered max_deliveries times and available again are dead
 -- letters: kept (counted in info().dead_letters), no longer delivered.
@@ -131,7 +131,7 @@ function qm.clear(o)
 WITH d AS (DELETE FROM ipcsh.msgs WHERE qid = $1 RETURNING dead),
 c AS (UPDATE ipcsh.queues SET count = count - (SELECT count(*) FROM d WHERE NOT dead) WHERE id = $1)
 SELECT count(*) FROM d WHERE NOT dead]], 'i', o._id)
-  ns:q('clear', nil, "SELECT pg_notify('" .. CH .. "', $1::text)", 'i', o._id)
+  ns:q('clear', nil, 'SELECT ' .. B.notify_sql(B.TAG_SEND, '$1'), 'i', o._id)
   return rows[1][1]
 end
 

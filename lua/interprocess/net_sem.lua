@@ -43,7 +43,7 @@ local SEM_POST = [[
 WITH s AS (UPDATE ipcsh.sems SET value = value + $2 WHERE id = $1 AND value <= max - $2 RETURNING value),
 h AS (UPDATE ipcsh.sem_holders SET count = greatest(count - $2, 0)
   WHERE sem_id = $1 AND sid = $3 AND EXISTS (SELECT 1 FROM s))
-SELECT value, pg_notify(']] .. B.CHANNEL .. [[', $1::text) FROM s]]
+SELECT value, ]] .. B.notify_sql(B.TAG_WAIT, '$1') .. [[ FROM s]]
 
 function sm.wait(o, timeout)
   local ns = Sem.check(o, 'wait')
