@@ -117,6 +117,45 @@ describe('PostgreSQL with one role per host', function()
     for _, n in ipairs({ mn, qn, sn }) do admin.remove(n) end
   end)
 
+  it_('queue: receivers leave the queue row alone; max_count stays exact (recount), also for racing senders', function()
+    local qn = H.name('Q')
+    local q = admin.queue(qn, { max_count = 3 })
+    for round = 1, 3 do
+      for i = 1, 3 do assert.is_true(q:send('m' .. i, 0, 0), 'round ' .. round) end
+      assert.is_false(q:send('over', 0, 0))
+      assert.are.equal(3, q:count())
+      for i = 1, 3 do assert.are.equal('m' .. i, q:receive(0)) end
+      assert.are.equal(0, q:count())
+    end
+    -- 4 processes race 25 sends each into an empty queue of max_count 10
+    local q2n = H.name('Q')
+    local q2 = admin.queue(q2n, { max_count = 10 })
+    q2:send('x') assert.are.equal('x', q2:receive(0)) -- the bound is now 1 above the truth
+    local kids = {}
+    for k = 1, 4 do
+      kids[k] = H.spawn(([[
+        local q = ipc.connect(%q).queue(select(2, ...))
+        ready()
+        wait_go()
+        local n = 0
+        for _ = 1, 25 do if q:send('m', 0, 0) then n = n + 1 end end
+        print(n)
+      ]]):format(admin_url), q2n)
+      H.guard(kids[k], finally)
+    end
+    for _, c in ipairs(kids) do assert.truthy(c:wait_ready()) end
+    for _, c in ipairs(kids) do c:go() end
+    local sent = 0
+    for _, c in ipairs(kids) do
+      assert.are.equal(0, c:wait(30000), table.concat({ c:output() }, '\n'))
+      sent = sent + tonumber(c.out:match('%d+'))
+    end
+    assert.are.equal(10, sent)
+    assert.are.equal(10, q2:count())
+    admin.remove(qn)
+    admin.remove(q2n)
+  end)
+
   it_('same API and messages as the local objects', function()
     local pairs_ = {}
     local function both(fn)

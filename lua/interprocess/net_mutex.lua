@@ -133,4 +133,7 @@ Mutex.info = function(o, ns, t)
     ' AND NOT granted', 'i', key)[1][1]
 end
 
+-- The statements, for bench/pg_bench.lua (pgbench runs the same SQL).
+Mutex.sql = { lock = lock_sql(false, false), unlock = 'SELECT pg_advisory_unlock($1)' }
+
 return Mutex

@@ -29,6 +29,13 @@ end
 local AVAILABLE = [[
 NOT m.dead AND (m.owner_sid IS NULL OR m.visible_at < clock_timestamp() OR ]] .. B.dead_sql('m.owner_sid', '$3') .. ')'
 
+-- max_count: queues.count is an upper bound of the live messages, raised
+-- by every send (under the queue row's lock, so senders see each other's
+-- increments) and never lowered by receivers, which therefore do not touch
+-- the queue row at all.  A send that finds the bound at max_count takes the
+-- slow path (send_recount): lock the row, count the live messages exactly
+-- (a statement started after the lock sees every earlier sender's commit),
+-- store that, and insert if there is room.
 local Q_SEND = [[
 WITH slot AS (UPDATE ipcsh.queues SET count = count + 1 WHERE id = $1 AND count < max_count RETURNING id),
 ins AS (INSERT INTO ipcsh.msgs (qid, prio, body) SELECT id, $2, $3 FROM slot RETURNING id)
@@ -38,8 +45,7 @@ local Q_RECEIVE = [[
 WITH m AS (DELETE FROM ipcsh.msgs WHERE id = (
     SELECT m.id FROM ipcsh.msgs m WHERE m.qid = $1 AND m.deliveries < $2 AND ]] .. AVAILABLE .. [[
     ORDER BY m.prio DESC, m.id FOR UPDATE SKIP LOCKED LIMIT 1)
-  RETURNING body, prio),
-c AS (UPDATE ipcsh.queues SET count = count - 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM m))
+  RETURNING body, prio)
 SELECT body, prio, ]] .. B.notify_sql(B.TAG_SEND, '$1') .. [[ FROM m]]
 
 local Q_CLAIM = [[
@@ -52,8 +58,7 @@ WHERE id = (
 RETURNING id, receipt, body, prio]]
 
 local Q_ACK = [[
-WITH d AS (DELETE FROM ipcsh.msgs WHERE id = $1 AND receipt = $2 RETURNING qid),
-c AS (UPDATE ipcsh.queues SET count = count - 1 WHERE id IN (SELECT qid FROM d))
+WITH d AS (DELETE FROM ipcsh.msgs WHERE id = $1 AND receipt = $2 RETURNING qid)
 SELECT count(*), CASE WHEN count(*) > 0 THEN ]] .. B.notify_sql(B.TAG_SEND, '$3') .. [[ END FROM d]]
 
 local Q_NACK = [[
@@ -65,9 +70,24 @@ SELECT count(*), CASE WHEN count(*) > 0 THEN ]] .. B.notify_sql(B.TAG_WAIT, '$3'
 -- letters: kept (counted in info().dead_letters), no longer delivered.
 local Q_SWEEP = [[
 WITH d AS (UPDATE ipcsh.msgs m SET dead = true, owner_sid = NULL
-  WHERE m.qid = $1 AND m.deliveries >= $2 AND ]] .. AVAILABLE .. [[ RETURNING m.id),
-c AS (UPDATE ipcsh.queues SET count = count - (SELECT count(*) FROM d) WHERE id = $1 AND EXISTS (SELECT 1 FROM d))
+  WHERE m.qid = $1 AND m.deliveries >= $2 AND ]] .. AVAILABLE .. [[ RETURNING m.id)
 SELECT count(*) FROM d]]
+
+local LIVE = 'SELECT count(*) FROM ipcsh.msgs WHERE qid = $1 AND NOT dead'
+
+-- The slow path of send (see Q_SEND): true when sent, nil when full.
+local function send_recount(o, ns, prio, msg)
+  return ns:tx('send', function()
+    local max = B.row(o, 'send', 'SELECT max_count FROM ipcsh.queues WHERE id = $1 FOR UPDATE')[1]
+    local n = ns:q('send', nil, LIVE, 'i', o._id)[1][1]
+    local room = n < max
+    ns:q('send', nil, 'UPDATE ipcsh.queues SET count = $2 WHERE id = $1', 'ii', o._id, room and n + 1 or n)
+    if not room then return nil end
+    ns:q('send', nil, 'INSERT INTO ipcsh.msgs (qid, prio, body) VALUES ($1, $2, $3)', 'iib', o._id, prio, msg)
+    ns:q('send', nil, 'SELECT ' .. B.notify_sql(B.TAG_WAIT, '$1'), 'i', o._id)
+    return true
+  end)
+end
 
 function qm.send(o, msg, prio, timeout)
   local ns = Queue.check(o, 'send')
@@ -85,7 +105,7 @@ function qm.send(o, msg, prio, timeout)
   return ns:waitloop('send', timeout, function()
     local rows = ns:q('send', nil, Q_SEND, 'iib', o._id, prio, msg)
     if rows[1][1] > 0 then return true end
-    B.row(o, 'send', 'SELECT 1 FROM ipcsh.queues WHERE id = $1')
+    return send_recount(o, ns, prio, msg)
   end, B.TAG_SEND + o._id) or false
 end
 
@@ -120,7 +140,8 @@ end
 function qm.count(o)
   local ns = Queue.check(o, 'count')
   ns:q('count', nil, Q_SWEEP, 'iii', o._id, o._max_deliveries, ns._sid)
-  return B.row(o, 'count', 'SELECT count FROM ipcsh.queues WHERE id = $1')[1]
+  B.row(o, 'count', 'SELECT 1 FROM ipcsh.queues WHERE id = $1')
+  return ns:q('count', nil, LIVE, 'i', o._id)[1][1]
 end
 function qm.max_count(o) Queue.check(o, 'max_count') return o._max_count end
 function qm.max_size(o) Queue.check(o, 'max_size') return o._max_size end
@@ -128,8 +149,7 @@ function qm.max_size(o) Queue.check(o, 'max_size') return o._max_size end
 function qm.clear(o)
   local ns = Queue.check(o, 'clear')
   local rows = ns:q('clear', nil, [[
-WITH d AS (DELETE FROM ipcsh.msgs WHERE qid = $1 RETURNING dead),
-c AS (UPDATE ipcsh.queues SET count = count - (SELECT count(*) FROM d WHERE NOT dead) WHERE id = $1)
+WITH d AS (DELETE FROM ipcsh.msgs WHERE qid = $1 RETURNING dead)
 SELECT count(*) FROM d WHERE NOT dead]], 'i', o._id)
   ns:q('clear', nil, 'SELECT ' .. B.notify_sql(B.TAG_SEND, '$1'), 'i', o._id)
   return rows[1][1]
@@ -138,7 +158,7 @@ end
 Queue.info = function(o, ns, t)
   ns:q('info', nil, Q_SWEEP, 'iii', o._id, o._max_deliveries, ns._sid)
   local r = B.row(o, 'info', [[
-SELECT q.count, q.max_count, q.max_size, q.visibility_ms, q.max_deliveries,
+SELECT (SELECT count(*) FROM ipcsh.msgs m WHERE m.qid = q.id AND NOT m.dead), q.max_count, q.max_size, q.visibility_ms, q.max_deliveries,
   (SELECT count(*) FROM ipcsh.msgs m WHERE m.qid = q.id AND m.owner_sid IS NOT NULL AND NOT m.dead),
   (SELECT count(*) FROM ipcsh.msgs m WHERE m.qid = q.id AND m.dead)
 FROM ipcsh.queues q WHERE q.id = $1]])
@@ -148,5 +168,8 @@ FROM ipcsh.queues q WHERE q.id = $1]])
   t.waiting_senders = B.waiters(ns, B.TAG_SEND, o._id)
   t.waiters = t.waiting_receivers + t.waiting_senders
 end
+
+-- The statements, for bench/pg_bench.lua (pgbench runs the same SQL).
+Queue.sql = { send = Q_SEND, receive = Q_RECEIVE }
 
 return Queue
