@@ -107,12 +107,21 @@ function B.new_type(tname, options)
   }
   B.TYPES[tname] = T
   local m = T.raw
-  -- The handle at self, open; raises the "bad self" / closed errors.
-  T.check = function(o, fname)
+  -- The handle at self, open; raises the "bad self" / closed / lost
+  -- errors.  Methods that go to the server leave the connection checks to
+  -- it (a broken or forked connection fails there, with the same report):
+  -- a system call less per operation.  local_ = true: a method answering
+  -- without the server checks the connection here (fork, EOF on socket).
+  T.check = function(o, fname, local_)
     if getmetatable(o) ~= T.mt then B.raise(("calling '%s' on bad self (%s expected)"):format(fname, tname)) end
     if o._closed then B.raise(('attempt to use a closed %s'):format(tname)) end
-    o._ns:_check_lost(fname)
-    return o._ns
+    local ns = o._ns
+    if local_ then
+      ns:_check_lost(fname)
+    elseif ns._lost then
+      B.raise(('%s: %s'):format(fname, ns._lost))
+    end
+    return ns
   end
   function m.close(o)
     if getmetatable(o) ~= T.mt then B.raise(("calling 'close' on bad self (%s expected)"):format(tname)) end

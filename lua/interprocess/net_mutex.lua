@@ -11,11 +11,20 @@ Mutex.on_close = function(o)
   if h and h.handle == o then pcall(mm.unlock, o) end
 end
 
-local function lock_sql(shared, try)
+local function make_lock_sql(shared, try)
   local fn = (try and 'pg_try_advisory_lock' or 'pg_advisory_lock') .. (shared and '_shared' or '')
   if try then return 'SELECT CASE WHEN ' .. fn .. "($1) THEN nextval('ipcsh.fence') END" end
   return 'SELECT ' .. fn .. "($1), nextval('ipcsh.fence')"
 end
+-- Built once: the prepared-statement cache is keyed by the text.
+local LOCK_SQL = {}
+for _, shared in ipairs({ false, true }) do
+  for _, try in ipairs({ false, true }) do
+    LOCK_SQL[tostring(shared) .. tostring(try)] = make_lock_sql(shared, try)
+  end
+end
+local function lock_sql(shared, try) return LOCK_SQL[tostring(shared) .. tostring(try)] end
+local UNLOCK_SQL = { [false] = 'SELECT pg_advisory_unlock($1)', [true] = 'SELECT pg_advisory_unlock_shared($1)' }
 
 -- After a cancelled acquisition the lock may have been granted anyway:
 -- release any such stray grant so no lock is held that we don't know of.
@@ -24,7 +33,7 @@ local function drop_stray(o, shared)
   local rows = ns:q('lock', nil, 'SELECT count(*) FROM pg_locks WHERE ' .. B.locks_sql('$1::bigint') ..
     ' AND pid = pg_backend_pid() AND granted', 'i', B.TAG_MUTEX + o._id)
   for _ = 1, rows[1][1] do
-    ns:q('lock', nil, 'SELECT pg_advisory_unlock' .. (shared and '_shared' or '') .. '($1)', 'i', B.TAG_MUTEX + o._id)
+    ns:q('lock', nil, UNLOCK_SQL[shared], 'i', B.TAG_MUTEX + o._id)
   end
 end
 
@@ -45,7 +54,10 @@ local function do_lock(o, fname, shared, timeout)
   local ns = Mutex.check(o, fname)
   timeout = B.check_timeout(fname, 2, timeout)
   local held = ns._held[o._id]
-  if held then raise(('%s: mutex "%s": already locked by this process (%s)'):format(fname, o.name, held.mode)) end
+  if held then
+    ns:_check_lost(fname) -- a forked child inherits the table, not the hold
+    raise(('%s: mutex "%s": already locked by this process (%s)'):format(fname, o.name, held.mode))
+  end
   local key = B.TAG_MUTEX + o._id
   local rows
   if timeout == 0 then
@@ -72,8 +84,7 @@ function mm.unlock(o)
   local ns = Mutex.check(o, 'unlock')
   local h = ns._held[o._id]
   if not h then return false, 'not locked by this process' end
-  local rows = ns:q('unlock', nil, 'SELECT pg_advisory_unlock' .. (h.mode == 'shared' and '_shared' or '') ..
-    '($1)', 'i', B.TAG_MUTEX + o._id)
+  local rows = ns:q('unlock', nil, UNLOCK_SQL[h.mode == 'shared'], 'i', B.TAG_MUTEX + o._id)
   ns._held[o._id] = nil
   if not rows[1][1] then
     raise(('unlock: mutex "%s": the lock was lost (the server no longer had it)'):format(o.name))
@@ -110,7 +121,7 @@ end
 -- The fencing token of this process's current hold (nil when not held):
 -- strictly greater than every token handed out before it.
 function mm.token(o)
-  local ns = Mutex.check(o, 'token')
+  local ns = Mutex.check(o, 'token', true)
   local h = ns._held[o._id]
   return h and h.token or nil
 end

@@ -143,8 +143,8 @@ function qm.count(o)
   B.row(o, 'count', 'SELECT 1 FROM ipcsh.queues WHERE id = $1')
   return ns:q('count', nil, LIVE, 'i', o._id)[1][1]
 end
-function qm.max_count(o) Queue.check(o, 'max_count') return o._max_count end
-function qm.max_size(o) Queue.check(o, 'max_size') return o._max_size end
+function qm.max_count(o) Queue.check(o, 'max_count', true) return o._max_count end
+function qm.max_size(o) Queue.check(o, 'max_size', true) return o._max_size end
 
 function qm.clear(o)
   local ns = Queue.check(o, 'clear')
