@@ -84,7 +84,10 @@ function mm.unlock(o)
   local ns = Mutex.check(o, 'unlock')
   local h = ns._held[o._id]
   if not h then return false, 'not locked by this process' end
-  local rows = ns:q('unlock', nil, UNLOCK_SQL[h.mode == 'shared'], 'i', B.TAG_MUTEX + o._id)
+  -- (the comparison goes through a local: Lua 5.4.4 miscompiles a
+  -- comparison used directly as the index of an upvalue table)
+  local shared = h.mode == 'shared'
+  local rows = ns:q('unlock', nil, UNLOCK_SQL[shared], 'i', B.TAG_MUTEX + o._id)
   ns._held[o._id] = nil
   if not rows[1][1] then
     raise(('unlock: mutex "%s": the lock was lost (the server no longer had it)'):format(o.name))
