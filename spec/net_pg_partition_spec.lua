@@ -67,10 +67,17 @@ describe('PostgreSQL across a network partition', function()
   if skip then return pending('partition: ' .. skip) end
 
   setup(function()
-    net_up()
-    local why
-    cluster, why = P.cluster({ netns = NS.s, listen = '10.213.0.1,10.213.0.5', hba = 'host all all 10.213.0.0/24 trust' })
-    assert(cluster, why)
+    -- undo what was made if any step fails (teardown may not run then)
+    local ok, err = pcall(net_up)
+    if ok then
+      cluster, err = P.cluster({ netns = NS.s, listen = '10.213.0.1,10.213.0.5',
+        hba = 'host all all 10.213.0.0/24 trust' })
+      ok = cluster ~= nil
+    end
+    if not ok then
+      net_down()
+      error(err, 0)
+    end
   end)
   teardown(function()
     P.stop_cluster(cluster)

@@ -12,7 +12,14 @@ do
     why = 'ipcsh was built without PostgreSQL support (libpq-dev missing)'
   else
     admin_url, why = P.start()
-    if admin_url then admin = H.ipc.connect(admin_url) end
+    if admin_url then
+      local ok, n = pcall(H.ipc.connect, admin_url)
+      if not ok then
+        P.stop() -- a failing connect must not leave the cluster running
+        error(n, 0)
+      end
+      admin = n
+    end
   end
 end
 

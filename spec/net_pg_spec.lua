@@ -14,7 +14,13 @@ local function connect()
   local why
   url, why = P.start()
   if not url then return nil, 'PostgreSQL test cluster unavailable: ' .. tostring(why) end
-  return H.ipc.connect(url)
+  -- a failing connect must not leave the cluster running
+  local ok, n = pcall(H.ipc.connect, url)
+  if not ok then
+    P.stop()
+    error(n, 0)
+  end
+  return n
 end
 
 require('spec.support.shared_behaviour')('shared behaviour: PostgreSQL objects', {
