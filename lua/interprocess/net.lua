@@ -289,11 +289,12 @@ local function left(deadline, ipc)
 end
 
 -- Wait for a NOTIFY (or the polling slice); false when the deadline passed.
-function NS:nap(fname, deadline)
+function NS:nap(fname, deadline, slice)
   local l = left(deadline, self._ipc)
   if l == 0 then return false end
   if self._lost then raise(('%s: %s'):format(fname, self._lost)) end
-  local ok, err = pcall(self._conn.wait_notify, self._conn, math.min(l or B.POLL_MS, B.POLL_MS))
+  slice = slice or B.POLL_MS
+  local ok, err = pcall(self._conn.wait_notify, self._conn, math.min(l or slice, slice))
   if not ok then
     if err == 'interrupted' then raise('interrupted') end
     self._lost = self:_lost_report() .. ' (' .. tostring(err) .. ')'
@@ -316,16 +317,24 @@ function NS:waitloop(fname, timeout, try, key)
     self:q(fname, nil, 'LISTEN ' .. B.CHANNEL)
     self._listening, listened = true, true
   end
-  if key then self:q(fname, nil, 'SELECT pg_advisory_lock_shared($1)', 'i', key) end
+  -- The wait key is only tried, never waited for (a notifier holds it
+  -- exclusively until its commit): until it is ours, each round tries
+  -- again, and the polling slice covers a wake-up missed meanwhile.
+  local registered = false
+  local function register()
+    registered = self:q(fname, nil, 'SELECT pg_try_advisory_lock_shared($1)', 'i', key)[1][1]
+  end
   local ok, res = pcall(function()
     while true do
+      if key and not registered then register() end
       local x = try()
       if x ~= nil then return x end
-      if not self:nap(fname, deadline) then return nil end
+      -- not registered yet: a short slice (a notifier is committing)
+      if not self:nap(fname, deadline, (key and not registered) and 5 or nil) then return nil end
     end
   end)
   if not self._lost then
-    if key then pcall(self.q, self, fname, nil, 'SELECT pg_advisory_unlock_shared($1)', 'i', key) end
+    if registered then pcall(self.q, self, fname, nil, 'SELECT pg_advisory_unlock_shared($1)', 'i', key) end
     if listened then pcall(self.q, self, fname, nil, 'UNLISTEN ' .. B.CHANNEL) end
   end
   if listened then self._listening = false end
