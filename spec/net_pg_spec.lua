@@ -14,7 +14,13 @@ local function connect()
   local why
   url, why = P.start()
   if not url then return nil, 'PostgreSQL test cluster unavailable: ' .. tostring(why) end
-  return H.ipc.connect(url)
+  -- a failing connect must not leave the cluster running
+  local ok, n = pcall(H.ipc.connect, url)
+  if not ok then
+    P.stop()
+    error(n, 0)
+  end
+  return n
 end
 
 require('spec.support.shared_behaviour')('shared behaviour: PostgreSQL objects', {
@@ -92,7 +98,7 @@ describe('PostgreSQL only', function()
       print(net._ns._conn:exec(nil, 'SELECT version FROM ipcsh.meta')[1][1])
     ]]):format(url))
     assert.are.equal(0, st)
-    assert.are.equal('1\n', out)
+    assert.are.equal('2\n', out)
   end)
 
   it_('a lost connection is reported, and so are the locks it held', function()

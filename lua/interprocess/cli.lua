@@ -370,6 +370,9 @@ function commands.wait(args)
   return got and EXIT_OK or EXIT_TIMEOUT
 end
 
+-- ipcsh --db URL setup [--apply] ROLE...: the GRANTs of the remote objects
+commands.setup = function(a) return require('interprocess.net_setup')(ipc, a) end
+
 cli.commands = commands
 
 function cli.main(args, native)

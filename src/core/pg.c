@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -45,10 +46,30 @@ static int usable(ipc_pg *c, ipc_error *err)
 	return IPC_OK;
 }
 
-ipc_pg *ipc_pg_connect(const char *conninfo, const char *appname, ipc_error *err)
+/* Server notices (e.g. "lock not held" warnings) are not ours to print. */
+static void quiet_notice(void *arg, const char *msg)
 {
-	const char *keys[] = {"dbname", "application_name", "client_encoding", NULL};
-	const char *vals[] = {conninfo ? conninfo : "", appname, "UTF8", NULL};
+	(void)arg;
+	(void)msg;
+}
+
+ipc_pg *ipc_pg_connect(const char *conninfo, const char *appname, int bound_s, ipc_error *err)
+{
+	/* Client-side keepalives so that this side, too, learns of a partition
+	 * within about bound_s (the server side is set by net.lua).  They come
+	 * before dbname: a URL that sets them wins. */
+	char idle[16], intvl[16], cnt[16], uto[24];
+	int iv = bound_s >= 10 ? bound_s / 5 : 1;
+	int id = bound_s - 3 * iv > 0 ? bound_s - 3 * iv : 1;
+	snprintf(idle, sizeof idle, "%d", id);
+	snprintf(intvl, sizeof intvl, "%d", iv);
+	snprintf(cnt, sizeof cnt, "%d", 3);
+	snprintf(uto, sizeof uto, "%d", bound_s * 1000);
+	const char *keys[] = {"keepalives",       "keepalives_idle",  "keepalives_interval",
+	                      "keepalives_count", "tcp_user_timeout", "dbname",
+	                      "application_name", "client_encoding",  NULL};
+	const char *vals[] = {"1",     idle,   intvl, cnt, uto, conninfo ? conninfo : "",
+	                      appname, "UTF8", NULL};
 	if (ipc_pq_load(err) != IPC_OK)
 		return NULL;
 	ipc_pg *c = calloc(1, sizeof *c);
@@ -69,6 +90,7 @@ ipc_pg *ipc_pg_connect(const char *conninfo, const char *appname, ipc_error *err
 		free(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c->conn, quiet_notice, NULL);
 	c->owner_pid = (int)getpid();
 	return c;
 }

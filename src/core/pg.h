@@ -16,9 +16,10 @@ typedef struct ipc_pg {
 	int lost;      /* the connection broke: every later call fails */
 } ipc_pg;
 
-/* Connect with a URL or keyword string (NULL/"": libpq's defaults).  NULL
- * with err filled on failure. */
-ipc_pg *ipc_pg_connect(const char *conninfo, const char *appname, ipc_error *err);
+/* Connect with a URL or keyword string (NULL/"": libpq's defaults), with
+ * client keepalives that give up on a silent server after about bound_s
+ * seconds.  NULL with err filled on failure. */
+ipc_pg *ipc_pg_connect(const char *conninfo, const char *appname, int bound_s, ipc_error *err);
 void ipc_pg_close(ipc_pg *c);
 
 /* Run sql with n parameters (binary format, given type oids; vals[i] NULL

@@ -16,7 +16,8 @@
 	X(PQftype) X(PQgetCancel) X(PQgetResult) X(PQgetisnull) X(PQgetlength) \
 	X(PQgetvalue) X(PQisBusy) X(PQnfields) X(PQnotifies) X(PQntuples) \
 	X(PQresultErrorField) X(PQresultErrorMessage) X(PQresultStatus) X(PQsendPrepare) \
-	X(PQsendQuery) X(PQsendQueryParams) X(PQsendQueryPrepared) X(PQsocket) X(PQstatus)
+	X(PQsendQuery) X(PQsendQueryParams) X(PQsendQueryPrepared) X(PQsetNoticeProcessor) \
+	X(PQsocket) X(PQstatus)
 /* clang-format on */
 
 #define IPC_PQ_FIELD(f) __typeof__(&f) f;
@@ -57,6 +58,7 @@ int ipc_pq_load(ipc_error *err);
 #define PQsendQuery ipc_pq.PQsendQuery
 #define PQsendQueryParams ipc_pq.PQsendQueryParams
 #define PQsendQueryPrepared ipc_pq.PQsendQueryPrepared
+#define PQsetNoticeProcessor ipc_pq.PQsetNoticeProcessor
 #define PQsocket ipc_pq.PQsocket
 #define PQstatus ipc_pq.PQstatus
 #endif

@@ -274,16 +274,12 @@ static const luaL_Reg conn_methods[] = {
     {"alive", c_alive}, {"backend_pid", c_backend_pid}, {"close", c_close},
     {NULL, NULL}};
 
-/* ipc.connect([conninfo]) -> namespace */
-static int net_connect(lua_State *L)
+/* raw_connect(conninfo, bound_s) -> connection (net.lua's factory: it is
+ * also what net.reconnect() calls). */
+static int raw_connect(lua_State *L)
 {
-	const char *url = luaL_optstring(L, 1, NULL);
-	if (!url || !*url)
-		url = getenv("IPCSH_DATABASE_URL");
-	if (!url || !*url)
-		return luaL_argerror(L, 1,
-		                     "a PostgreSQL URL or keyword string (or set "
-		                     "IPCSH_DATABASE_URL)");
+	const char *url = luaL_checkstring(L, 1);
+	lua_Integer bound = luaL_checkinteger(L, 2);
 	lconn *c = lua_newuserdatauv(L, sizeof *c, 1);
 	c->pg = NULL; /* harmless closed state before connecting */
 	c->nprep = 0;
@@ -293,18 +289,42 @@ static int net_connect(lua_State *L)
 	char app[64];
 	snprintf(app, sizeof app, "ipcsh:%ld", (long)getpid());
 	ipc_error err = {0};
-	c->pg = ipc_pg_connect(url, app, &err);
-	if (!c->pg)
-		return luaL_error(L, "%s", err.msg);
-	int conn = lua_gettop(L);
+	c->pg = ipc_pg_connect(url, app, (int)bound, &err);
+	if (!c->pg) {
+		lua_pushnil(L);
+		lua_pushstring(L, err.msg);
+		return 2;
+	}
+	return 1;
+}
+
+/* ipc.connect([conninfo] [, opts]) -> namespace (lua/interprocess/net.lua) */
+static int net_connect(lua_State *L)
+{
+	int top = lua_gettop(L);
+	const char *url = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+	if ((!url || !*url) && lua_isnoneornil(L, 1))
+		url = getenv("IPCSH_DATABASE_URL");
+	if (lua_type(L, 1) == LUA_TTABLE && top == 1) /* ipc.connect(opts) */
+		url = getenv("IPCSH_DATABASE_URL");
+	if (!url || !*url)
+		return luaL_argerror(L, 1,
+		                     "a PostgreSQL URL or keyword string (or set "
+		                     "IPCSH_DATABASE_URL)");
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "interprocess.net");
 	lua_call(L, 1, 1);
-	lua_getfield(L, -1, "namespace");
-	lua_pushvalue(L, conn);
+	lua_getfield(L, -1, "connect");
+	lua_pushcfunction(L, raw_connect);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_pushstring(L, url);
-	lua_call(L, 3, 1);
+	if (lua_type(L, 1) == LUA_TTABLE && top == 1)
+		lua_pushvalue(L, 1);
+	else if (top >= 2)
+		lua_pushvalue(L, 2);
+	else
+		lua_pushnil(L);
+	lua_call(L, 4, 1);
 	return 1;
 }
 

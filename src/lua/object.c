@@ -597,9 +597,14 @@ static int l_type(lua_State *L)
 	ipcl_checkany(L, 1);
 	ipcl_handle *h = ipcl_test(L, 1);
 	if (!h) {
-		/* other userdata of ours (pidfile, child handles) name themselves */
+		/* other objects of ours (pidfile, child handles, remote objects)
+		 * name themselves; a function names the object it is given */
 		if (lua_getmetatable(L, 1)) {
 			lua_getfield(L, -1, "__ipc_type");
+			if (lua_type(L, -1) == LUA_TFUNCTION) {
+				lua_pushvalue(L, 1);
+				lua_call(L, 1, 1);
+			}
 			if (lua_type(L, -1) == LUA_TSTRING)
 				return 1;
 		}
