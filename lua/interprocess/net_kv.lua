@@ -85,8 +85,8 @@ local function kv_store(o, fname, k, enc, size, used)
   end
   local newn = #k + #enc
   if used - oldn + newn > size then
-    raise(('kv "%s" is full: the record (%d bytes) needs %d more bytes, the whole table has %d (%d used)')
-      :format(o.name, newn, newn - oldn, size, used))
+    raise(('%s: kv "%s" is full: the record (%d bytes) needs %d more bytes, the whole table has %d (%d used)')
+      :format(fname, o.name, newn, newn - oldn, size, used))
   end
   ns:q(fname, nil, 'INSERT INTO ipcsh.kv (kv_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (kv_id, key)' ..
     ' DO UPDATE SET value = EXCLUDED.value, version = ipcsh.kv.version + 1', 'ibb', o._id, k, enc)
@@ -168,7 +168,7 @@ function km.incr(o, k, n)
   return km.update(o, k, function(old)
     if old ~= nil and type(old) ~= 'number' then
       -- as the local kv words it (and, like it, without a position)
-      error(('kv "%s": cannot incr key "%s": its value is a %s, not a number'):format(o.name, k, type(old)), 0)
+      error(('incr: kv "%s": key "%s" holds a %s value, not a number'):format(o.name, k, type(old)), 0)
     end
     return (old or 0) + n
   end)
