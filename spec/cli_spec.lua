@@ -420,3 +420,125 @@ describe('ipcsh commands', function()
     assert.has_error(function() json.encode({ f = print }) end)
   end)
 end)
+
+describe('ipcsh: only lock creates', function()
+  it('send, recv, post, wait and info on a missing object exit 2 and create nothing', function()
+    local name = H.name('Nothere')
+    for _, c in ipairs({ { 'send ' .. name .. ' hi', 'queue' }, { 'send ' .. name .. ' -', 'queue' },
+      { 'recv ' .. name, 'queue' }, { 'recv --timeout 0 ' .. name, 'queue' },
+      { 'post ' .. name, 'semaphore' }, { 'wait ' .. name, 'semaphore' },
+      { 'info ' .. name, 'object' } }) do
+      local ms, code, out, err = elapsed_ms(function() return ipcsh(c[1]) end)
+      assert.equal(2, code, c[1])
+      assert.equal('', out)
+      assert.equal(('ipcsh: %s: no such %s \'%s\'\n'):format(c[1]:match('^%a+'), c[2], name), err)
+      assert.is_true(ms < 10000, c[1] .. ' blocked')
+      assert.is_false(ipc.remove(name), c[1] .. ' created it')
+    end
+  end)
+
+  it('--create makes the object with the creation options given', function()
+    local q, s = H.name('Q'), H.name('Sem')
+    assert.equal(0, (ipcsh('send --create --max-size 4096 --max-count 3 ' .. q .. ' ' ..
+      ('x'):rep(4000))))
+    local qq <close> = ipc.queue(q, { assert = 'exists' })
+    assert.equal(4096, qq:max_size())
+    assert.equal(3, qq:max_count())
+    assert.equal(1, qq:count())
+    -- an existing object keeps its own sizes
+    assert.equal(0, (ipcsh('send --create --max-size 10 ' .. q .. ' ' .. ('y'):rep(100))))
+    assert.equal(2, qq:count())
+    assert.equal(0, (ipcsh('post --create --value 5 --max 9 ' .. s .. ' 2')))
+    local ss <close> = ipc.semaphore(s, { assert = 'exists' })
+    assert.equal(7, ss:value())
+    assert.equal(2, (ipcsh('post ' .. s .. ' 3'))) -- past max: bad input
+    assert.equal(0, (ipcsh('wait --create ' .. s .. ' --timeout 0')))
+    assert.equal(6, ss:value())
+    qq:remove() ss:remove()
+  end)
+
+  it('creation options without --create are an error, naming the option', function()
+    local name = H.name('Q')
+    for _, c in ipairs({ { 'send --max-size 10 ' .. name .. ' x', '--max-size' },
+      { 'recv --max-count 3 ' .. name, '--max-count' }, { 'post --value 3 ' .. name, '--value' },
+      { 'wait --max=3 ' .. name, '--max' } }) do
+      local code, _, err = ipcsh(c[1])
+      assert.equal(2, code, c[1])
+      assert.matches(c[2] .. ' only applies with --create', err, 1, true)
+      assert.is_false(ipc.remove(name))
+    end
+  end)
+end)
+
+describe('ipcsh send Q - (stdin)', function()
+  it('reads stdin in pieces and stops past max_size: exit 2, bounded memory, nothing sent', function()
+    local name = H.name('Q')
+    local q <close> = ipc.queue(name, { max_size = 16 })
+    local code, out, err = H.sh(('head -c 200000000 /dev/zero | /usr/bin/time -f "rss %%M" %s send %s -')
+      :format(H.quote(H.bin), name))
+    assert.equal(2, code, err)
+    assert.equal('', out)
+    assert.matches("ipcsh: send: the message on stdin is longer than this queue's max_size " ..
+      '(16 bytes); nothing sent\n', err, 1, true)
+    local kb = tonumber(err:match('rss (%d+)'))
+    assert.truthy(kb, err)
+    -- reading all of it would take 200 MB; the runner itself needs a few MB
+    -- (tens under the sanitizers)
+    assert.is_true(kb < 100000, 'max RSS ' .. kb .. ' KB')
+    assert.equal(0, q:count())
+    -- exactly max_size bytes still go
+    code = H.sh(('head -c 16 /dev/zero | %s send %s -'):format(H.quote(H.bin), name))
+    assert.equal(0, code)
+    assert.equal(('\0'):rep(16), q:receive(0))
+    q:remove()
+  end)
+end)
+
+describe('ipcsh error messages', function()
+  -- Every class of misuse: exit 2, one message on stderr that names the
+  -- command, no source path, no '?'.
+  it('name the command, never a source file or \'?\'', function()
+    local ev, q = H.name('Ev'), H.name('Q')
+    local e <close> = ipc.event(ev)
+    local qq <close> = ipc.queue(q, { max_size = 16 })
+    local cases = {
+      { 'send ' .. q .. ' --bogus x', 'send', "unknown option '--bogus'" },  -- unknown option
+      { 'recv ' .. q .. ' -z', 'recv', "unknown option '-z'" },
+      { 'wait ' .. q .. ' --timeout soon', 'wait', 'bad timeout' },          -- bad number
+      { 'post ' .. ev .. ' many', 'post', 'bad count' },
+      { 'lock -w forever ' .. q .. ' true', 'lock', 'bad wait' },
+      { 'recv ' .. q .. 'x', 'recv', 'no such queue' },                       -- missing object
+      { 'post ' .. ev, 'post', '"' .. ev .. '" is an event, not a semaphore' }, -- wrong type
+      { 'send ' .. ev .. ' x', 'send', '"' .. ev .. '" is an event, not a queue' },
+      { 'lock -n ' .. q .. ' true', 'lock', 'queue' },
+      { 'send ' .. q .. ' ' .. ('x'):rep(17), 'send', 'message is 17 bytes' }, -- oversize
+      { 'send 9lives x', 'send', 'invalid name' },                            -- bad name
+      { 'rm a/b', 'rm', 'invalid name' },
+      { 'lock -s -x ' .. q .. ' true', 'lock', 'conflict' },                  -- conflicting
+      { 'send --max-size 4 ' .. q .. ' x', 'send', 'only applies with --create' },
+    }
+    for _, c in ipairs(cases) do
+      local code, out, err = ipcsh(c[1])
+      assert.equal(2, code, c[1])
+      assert.equal('', out, c[1])
+      assert.matches('^ipcsh: ' .. (c[2] and c[2] .. ': ' or ''), err)
+      assert.matches(c[3], err, 1, true)
+      assert.not_matches('%.lua:%d+', err)
+      assert.not_matches('%.c:%d+', err)
+      assert.not_matches("'?'", err, 1, true)
+      assert.equal(1, select(2, err:gsub('\n', '')), c[1] .. ': one line: ' .. err)
+    end
+    -- a bad directory
+    for _, dir in ipairs({ '/nonexistent/ipcsh-dir', '/etc/passwd' }) do
+      for _, args in ipairs({ 'ls', 'info x', 'rm x', 'send --create q x' }) do
+        local code, out, err = H.sh(('IPCSH_DIR=%s %s %s </dev/null'):format(dir, H.quote(H.bin), args))
+        assert.equal(2, code, dir .. ' ' .. args)
+        assert.equal('', out)
+        assert.matches('^ipcsh: ' .. args:match('^%a+') .. ': ', err)
+        assert.not_matches('%.lua:%d+', err)
+        assert.not_matches("'?'", err, 1, true)
+      end
+    end
+    e:remove() qq:remove()
+  end)
+end)
