@@ -542,3 +542,25 @@ describe('ipcsh error messages', function()
     e:remove() qq:remove()
   end)
 end)
+
+describe('ipcsh --help, the man page and the manual', function()
+  it('agree: every command option in --help is in docs/ipcsh.1 and docs/manual.md', function()
+    local code, help = H.sh(H.quote(H.bin) .. ' --help')
+    assert.equal(0, code)
+    local commands = assert(help:match('\nCommands[^\n]*\n(.*)$'), 'no Commands section')
+    local man = assert(H.read_file('docs/ipcsh.1')):gsub('\\%-', '-'):gsub('\\f[BIRP]', '')
+    local manual = assert(H.read_file('docs/manual.md'))
+    local seen = {}
+    for opt in commands:gmatch('%-%-?[%a][%w-]*') do
+      if not seen[opt] and opt ~= '--' then
+        seen[opt] = true
+        local plain = opt:gsub('%-', '%%-')
+        assert.truthy(man:find('%f[%w-]' .. plain .. '%f[^%w-]'), 'docs/ipcsh.1 lacks ' .. opt)
+        assert.truthy(manual:find('%f[%w-]' .. plain .. '%f[^%w-]'), 'docs/manual.md lacks ' .. opt)
+      end
+    end
+    for _, must in ipairs({ '--db', '-n', '-w', '-E', '-c', '--create', '--max-size', '-f' }) do
+      assert.truthy(seen[must], '--help lacks ' .. must)
+    end
+  end)
+end)
