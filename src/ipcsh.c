@@ -68,7 +68,7 @@ static void print_usage(FILE *to)
 	        "  info NAME [--json]                one object's state\n"
 	        "  rm [-f|--force] NAME|PATTERN...   remove objects\n"
 	        "  lock [-s|--shared|-x|--exclusive] [-n|--nonblock|-w|--wait SECS]\n"
-	        "       [--timeout MS] [-E|--conflict-exit-code CODE] NAME|PATH\n"
+	        "       [--timeout MS] [-E|--conflict-exit-code CODE] [-o|--close] NAME|PATH\n"
 	        "       (-c|--command STRING | [--] CMD [ARGS...])\n"
 	        "                                    run CMD holding the lock (flock(1) style)\n"
 	        "  send QUEUE [--priority N] [--timeout MS] MESSAGE   (MESSAGE - : stdin)\n"

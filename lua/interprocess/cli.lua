@@ -464,10 +464,10 @@ end
 local lock_options = {
   { 'n', 'nonblock' }, { 'w', 'wait', value = true }, { nil, 'timeout', value = true },
   { 's', 'shared' }, { 'x', 'exclusive' }, { 'E', 'conflict-exit-code', value = true },
-  { 'c', 'command', value = true },
+  { 'c', 'command', value = true }, { 'o', 'close' },
 }
 
--- ipcsh lock [-s|-x] [-n|-w SECS|--timeout MS] [-E CODE] NAME|PATH
+-- ipcsh lock [-s|-x] [-o] [-n|-w SECS|--timeout MS] [-E CODE] NAME|PATH
 --            (-c STRING | [--] CMD [ARGS...])
 function commands.lock(args, native)
   local opts, pos, command = parse('lock', args,
@@ -512,7 +512,8 @@ function commands.lock(args, native)
     m:close()
     return st
   end
-  local how, st, note = native.lock_run(acquire, function() m:unlock() end, command)
+  local how, st, note = native.lock_run(acquire, function() m:unlock() end, command,
+    opts.close)
   m:close()
   if how == 'conflict' then return conflict end
   if how == nil then

@@ -165,7 +165,7 @@ static void set_default(const sigset_t *unblock)
 }
 
 /* The keeper's life (never returns).  Stack: acquire, release, argv. */
-static void keeper(lua_State *L, int fd, pid_t wrapper, char **argv)
+static void keeper(lua_State *L, int fd, pid_t wrapper, char **argv, int close_early)
 {
 	/* A wrapper killed while we still wait for the lock takes us along:
 	 * nothing has run yet, and a lock we hold dies with us. */
@@ -235,9 +235,10 @@ static void keeper(lua_State *L, int fd, pid_t wrapper, char **argv)
 		;
 	keeper_child = 0;
 	int code = status_code(status);
-	/* Reap what C left behind: orphans of its tree are our children now. */
+	/* Reap what C left behind: orphans of its tree are our children now.
+	 * With close_early (flock -o) the lock ends with C itself. */
 	int lingering = 0;
-	for (;;) {
+	while (!close_early) {
 		pid_t p = waitpid(-1, NULL, lingering ? 0 : WNOHANG);
 		if (p > 0)
 			continue;
@@ -262,14 +263,17 @@ static void keeper(lua_State *L, int fd, pid_t wrapper, char **argv)
 	_exit(code);
 }
 
-/* lock_run(acquire, release, argv) -> "done", status | "conflict" | nil, msg
+/* lock_run(acquire, release, argv [, close_early])
+ *   -> "done", status [, note] | "conflict" | nil, msg
  * acquire() runs in the keeper and returns true when it got the lock, false
- * on timeout; release() runs in the keeper once the command's tree is gone. */
+ * on timeout; release() runs in the keeper once the command's tree is gone
+ * (with close_early: once the command itself has exited). */
 static int native_lock_run(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TFUNCTION);
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	luaL_checktype(L, 3, LUA_TTABLE);
+	int close_early = lua_toboolean(L, 4);
 	lua_settop(L, 3);
 	lua_Integer n = luaL_len(L, 3);
 	luaL_argcheck(L, n >= 1 && n < 100000, 3, "argv must be a non-empty array");
@@ -306,7 +310,7 @@ static int native_lock_run(lua_State *L)
 	}
 	if (k == 0) {
 		close(fds[0]);
-		keeper(L, fds[1], wrapper, argv);
+		keeper(L, fds[1], wrapper, argv, close_early);
 	}
 	close(fds[1]);
 	running_child = k; /* until the command starts, signals go to the keeper */
@@ -370,8 +374,12 @@ static int native_lock_run(lua_State *L)
 		return 2;
 	}
 	if (status != -1 && WIFSIGNALED(status)) {
+		/* before the command started: a signal we passed on while it
+		 * waited for the lock (no command ran); after: the lock is lost */
 		lua_pushliteral(L, "done");
 		lua_pushinteger(L, 128 + WTERMSIG(status));
+		if (!started)
+			return 2;
 		lua_pushfstring(L, "the lock keeper (pid %d) was killed by signal %d", (int)k,
 		                WTERMSIG(status));
 		return 3;
