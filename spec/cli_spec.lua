@@ -256,6 +256,11 @@ describe('ipcsh send / recv', function()
     local code, out = ipcsh('recv ' .. name)
     assert.equal(0, code)
     assert.equal('hello world', out)
+    -- after --, a message may start with a dash
+    assert.equal(0, (ipcsh('send ' .. name .. ' -- -n')))
+    code, out = ipcsh('recv ' .. name)
+    assert.equal(0, code)
+    assert.equal('-n', out)
     ipc.remove(name)
   end)
 

@@ -111,6 +111,10 @@ local function parse(cmd, args, spec)
     end
     i = i + 1
   end
+  if rest and not spec.stop_at_command then -- `send q -- -msg`
+    table.move(rest, 1, #rest, #pos + 1, pos)
+    rest = nil
+  end
   return opts, pos, rest
 end
 
