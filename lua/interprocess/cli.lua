@@ -274,8 +274,11 @@ local commands = {}
 
 -- ---- ls, info, rm -----------------------------------------------------------
 
--- The directory `ls` shows.
+local db_url -- the --db URL in use, if any
+
+-- The directory `ls` shows (for --db: the database URL, without a password).
 local function namespace_dir()
+  if db_url then return (db_url:gsub('^(%a[%w+.-]*://[^:/@]*):[^@/]*@', '%1@')) end
   for _, f in ipairs({ ipc.namespace, ipc.dir }) do
     if type(f) == 'function' then
       local ok, d = pcall(f)
@@ -634,14 +637,14 @@ function cli.main(args, native)
     end
     args = table.move(args, n + 1, #args, 1, {})
   end
-  ipc = ipc_local
+  ipc, db_url = ipc_local, nil
   if db and db ~= '' then
     local ok, net = pcall(ipc_local.connect, db)
     if not ok then
       say(io.stderr, '--db: %s', clean(net))
       return EXIT_USAGE
     end
-    ipc = net
+    ipc, db_url = net, db
   end
   local name = args[1]
   local command = commands[name]

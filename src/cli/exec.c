@@ -296,6 +296,9 @@ static int native_lock_run(lua_State *L)
 	}
 	fflush(stdout);
 	fflush(stderr);
+	/* SIGCHLD ignored (inherited through exec) would make children reap
+	 * themselves: the keeper could not learn the command's status. */
+	signal(SIGCHLD, SIG_DFL);
 	set_forwarding(1);
 	pid_t wrapper = getpid();
 	pid_t k = fork();
