@@ -342,11 +342,13 @@ describe('ipcsh lock: the command never runs without the lock', function()
     end, 15000)
     assert.truthy(keeper, 'the second lock never waited')
     local kids = {}
-    local p = io.popen('cat /proc/' .. wpid .. '/task/*/children 2>/dev/null')
-    for k in p:read('a'):gmatch('%d+') do kids[#kids + 1] = { pid = tonumber(k) } end
+    local p = io.popen('ls /proc')
+    for k in p:read('a'):gmatch('%d+') do
+      local st = proc_stat(tonumber(k))
+      if st and st.ppid == wpid then kids[#kids + 1] = { pid = tonumber(k), start = st.start } end
+    end
     p:close()
     assert.equal(1, #kids, 'the wrapper should have one child, its keeper')
-    kids[1].start = assert(proc_stat(kids[1].pid)).start
     kill(9, wpid)
     assert.equal(137, status_of(waiter))
     assert.truthy(wait_gone(kids[1].pid, kids[1].start), 'the keeper outlived its waiting wrapper')
