@@ -360,6 +360,35 @@ describe('ipcsh lock: the command never runs without the lock', function()
     ipc.remove(name)
   end)
 
+  it('SIGINT/SIGTERM/SIGHUP to a wrapper waiting for the lock: 128+N, the command never runs',
+    function()
+    local name = H.name('Keep')
+    local held, release = H.tmpname('held'), H.tmpname('release')
+    finally(function() H.write_file(release, 'x') end)
+    local holder = background(('lock %s -- sh -c %s'):format(name, H.quote(
+      ('touch %s; while [ ! -e %s ]; do sleep 0.01; done'):format(H.quote(held), H.quote(release)))))
+    assert.truthy(wait_file(held), 'holder did not start')
+    local m <close> = ipc.mutex(name)
+    local ran = H.tmpname('ran')
+    for _, c in ipairs({ { 'INT', 130 }, { 'TERM', 143 }, { 'HUP', 129 } }) do
+      local waiter, wpidf = background(('lock %s -- touch %s'):format(name, H.quote(ran)))
+      local wpid = tonumber(assert(wait_file(wpidf)))
+      assert.truthy(H.wait_until(function() return (m:info().waiters or 0) > 0 end, 15000),
+        'the second lock never waited')
+      kill(c[1], wpid)
+      -- the wrapper returns only after its keeper is gone
+      assert.equal(c[2], status_of(waiter), c[1])
+      assert.truthy(H.wait_until(function() return (m:info().waiters or 0) == 0 end, 15000))
+      os.remove(waiter)
+    end
+    H.write_file(release, 'x')
+    assert.equal(0, status_of(holder))
+    assert.equal(0, (ipcsh('lock -w 30 ' .. name .. ' true')))
+    assert.is_nil(H.read_file(ran))
+    os.remove(held) os.remove(holder)
+    m:remove()
+  end)
+
   it('-o/--close: the lock ends with the command itself, not its leftover children', function()
     local name = H.name('Keep')
     local kid = H.tmpname('kid')

@@ -41,6 +41,18 @@ static void forward_signal(int sig, siginfo_t *info, void *uc)
 		kill(running_child, sig);
 }
 
+/* The forwarded signals are blocked across fork() until running_child
+ * names the child: one arriving in between would otherwise be dropped (the
+ * forwarder sees no child) and both processes would wait for ever. */
+static void block_forwarded(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (int i = 0; i < NFORWARDED; i++)
+		sigaddset(&set, forwarded[i]);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
 /* Our forwarder becomes the handler the module's own signal handler chains
  * to (ipc_signals_install keeps the module's handler on top), so cleanup
  * objects and interrupted waits still see the signal.  Off: back to the
@@ -71,9 +83,12 @@ int ipcsh_run_command(char *const argv[])
 	fflush(stdout);
 	fflush(stderr);
 	set_forwarding(1);
+	sigset_t mask;
+	block_forwarded(&mask);
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
+		sigprocmask(SIG_SETMASK, &mask, NULL);
 		set_forwarding(0);
 		errno = e;
 		return -1;
@@ -85,12 +100,14 @@ int ipcsh_run_command(char *const argv[])
 		sigemptyset(&dfl.sa_mask);
 		for (int i = 0; i < NFORWARDED; i++)
 			sigaction(forwarded[i], &dfl, NULL);
+		sigprocmask(SIG_SETMASK, &mask, NULL);
 		execvp(argv[0], argv);
 		int e = errno;
 		fprintf(stderr, "ipcsh: %s: %s\n", argv[0], strerror(e));
 		_exit(e == ENOENT ? 127 : 126);
 	}
 	running_child = pid;
+	sigprocmask(SIG_SETMASK, &mask, NULL);
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
@@ -165,7 +182,8 @@ static void set_default(const sigset_t *unblock)
 }
 
 /* The keeper's life (never returns).  Stack: acquire, release, argv. */
-static void keeper(lua_State *L, int fd, pid_t wrapper, char **argv, int close_early)
+static void keeper(lua_State *L, int fd, pid_t wrapper, char **argv, int close_early,
+                   const sigset_t *mask)
 {
 	/* A wrapper killed while we still wait for the lock takes us along:
 	 * nothing has run yet, and a lock we hold dies with us. */
@@ -181,6 +199,7 @@ static void keeper(lua_State *L, int fd, pid_t wrapper, char **argv, int close_e
 	/* SIGTERM/SIGHUP kill us (no command yet); SIGINT interrupts the wait */
 	set_default(NULL);
 	ipc_signals_install();
+	sigprocmask(SIG_SETMASK, mask, NULL); /* blocked by the wrapper across fork */
 	lua_pushvalue(L, 1);
 	if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
 		const char *msg = lua_tostring(L, -1);
@@ -301,9 +320,12 @@ static int native_lock_run(lua_State *L)
 	signal(SIGCHLD, SIG_DFL);
 	set_forwarding(1);
 	pid_t wrapper = getpid();
+	sigset_t mask;
+	block_forwarded(&mask);
 	pid_t k = fork();
 	if (k < 0) {
 		int e = errno;
+		sigprocmask(SIG_SETMASK, &mask, NULL);
 		set_forwarding(0);
 		close(fds[0]);
 		close(fds[1]);
@@ -313,10 +335,11 @@ static int native_lock_run(lua_State *L)
 	}
 	if (k == 0) {
 		close(fds[0]);
-		keeper(L, fds[1], wrapper, argv, close_early);
+		keeper(L, fds[1], wrapper, argv, close_early, &mask);
 	}
 	close(fds[1]);
 	running_child = k; /* until the command starts, signals go to the keeper */
+	sigprocmask(SIG_SETMASK, &mask, NULL);
 	keeper_msg m;
 	int started = 0, result = -1;
 	char error[sizeof m.text] = "";
