@@ -18,10 +18,19 @@ local function wait_file(path, ms)
   return H.wait_until(function() return H.read_file(path) end, ms or 15000)
 end
 
+-- Files background() made, removed after each test.
+local made = {}
+after_each(function()
+  for _, f in ipairs(made) do os.remove(f) os.remove(f .. '.tmp') end
+  made = {}
+end)
+
 -- Run `ipcsh ARGS` in the background.  Returns the path its exit status
 -- lands in and the path holding its pid (the wrapper's own: exec).
 local function background(args)
   local status, pidf = H.tmpname('bgstatus'), H.tmpname('bgpid')
+  made[#made + 1] = status -- odd: status files (end_holder waits for them)
+  made[#made + 1] = pidf
   assert(os.execute(('(sh -c %s </dev/null >/dev/null 2>&1; echo $? >%s.tmp; mv %s.tmp %s) &'):format(
     H.quote(('echo $$ >%s.tmp; mv %s.tmp %s; exec %s %s'):format(H.quote(pidf), H.quote(pidf),
       H.quote(pidf), H.quote(H.bin), args)),
@@ -29,9 +38,25 @@ local function background(args)
   return status, pidf
 end
 
+local ended = {} -- status files read by status_of
 local function status_of(path, ms)
   local s = wait_file(path, ms)
+  if s then ended[path] = true end
   return s and tonumber(s:match('%d+'))
+end
+
+-- For busted's finally: let a holder loop (`while [ ! -e RELEASE ]`) end,
+-- also when the test failed half-way, wait for every background ipcsh of
+-- the test to end, and remove the file.
+local function end_holder(release)
+  H.write_file(release, 'x')
+  H.wait_until(function()
+    for i = 1, #made, 2 do
+      if not ended[made[i]] and not H.read_file(made[i]) then return false end
+    end
+    return true
+  end, 15000)
+  os.remove(release)
 end
 
 -- /proc/PID/stat: state, ppid, sid and start time; nil when it is gone
@@ -167,7 +192,7 @@ describe('ipcsh lock: usage and flock(1) options', function()
   it('a conflict is silent and exits 1 or the -E code; -n -w --timeout bound the wait', function()
     local name = H.name('Lock')
     local held, release = H.tmpname('held'), H.tmpname('release')
-    finally(function() H.write_file(release, 'x') end) -- a failed test leaves no holder behind
+    finally(function() end_holder(release) end) -- a failed test leaves no holder behind
     local holder = background(('lock %s -- sh -c %s'):format(name, H.quote(
       ('touch %s; while [ ! -e %s ]; do sleep 0.01; done; exit 3'):format(
         H.quote(held), H.quote(release)))))
@@ -196,7 +221,7 @@ describe('ipcsh lock: usage and flock(1) options', function()
   it('-s/--shared holders share; -x and plain locks wait for them', function()
     local name = H.name('Lock')
     local held, release = H.tmpname('held'), H.tmpname('release')
-    finally(function() H.write_file(release, 'x') end) -- a failed test leaves no holder behind
+    finally(function() end_holder(release) end) -- a failed test leaves no holder behind
     local holder = background(('lock %s --shared -- sh -c %s'):format(name, H.quote(
       ('touch %s; while [ ! -e %s ]; do sleep 0.01; done'):format(H.quote(held), H.quote(release)))))
     assert.truthy(wait_file(held), 'holder did not start')
@@ -220,7 +245,7 @@ describe('ipcsh lock: usage and flock(1) options', function()
     local path = dir .. '/backup.lock'
     local hashed = ipc.hash(path)
     local held, release = H.tmpname('held'), H.tmpname('release')
-    finally(function() H.write_file(release, 'x') end) -- a failed test leaves no holder behind
+    finally(function() end_holder(release) end) -- a failed test leaves no holder behind
     local holder = background(('lock -n %s -c %s'):format(H.quote(dir .. '/sub/../backup.lock'),
       H.quote(('touch %s; while [ ! -e %s ]; do sleep 0.01; done'):format(H.quote(held),
         H.quote(release)))))
@@ -328,7 +353,7 @@ describe('ipcsh lock: the command never runs without the lock', function()
   it('a wrapper killed while it waits for the lock never runs its command', function()
     local name = H.name('Keep')
     local held, release = H.tmpname('held'), H.tmpname('release')
-    finally(function() H.write_file(release, 'x') end) -- a failed test leaves no holder behind
+    finally(function() end_holder(release) end) -- a failed test leaves no holder behind
     local holder = background(('lock %s -- sh -c %s'):format(name, H.quote(
       ('touch %s; while [ ! -e %s ]; do sleep 0.01; done'):format(H.quote(held), H.quote(release)))))
     assert.truthy(wait_file(held), 'holder did not start')
@@ -364,7 +389,7 @@ describe('ipcsh lock: the command never runs without the lock', function()
     function()
     local name = H.name('Keep')
     local held, release = H.tmpname('held'), H.tmpname('release')
-    finally(function() H.write_file(release, 'x') end)
+    finally(function() end_holder(release) end)
     local holder = background(('lock %s -- sh -c %s'):format(name, H.quote(
       ('touch %s; while [ ! -e %s ]; do sleep 0.01; done'):format(H.quote(held), H.quote(release)))))
     assert.truthy(wait_file(held), 'holder did not start')
