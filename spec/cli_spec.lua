@@ -58,33 +58,66 @@ describe('ipcsh ls / info / rm', function()
     b:remove() b:close()
   end)
 
-  it('ls prints a header and aligned columns with each object\'s state', function()
+  it('ls prints its directory, a header and aligned columns with each object\'s state', function()
     local code, out, err = ipcsh('ls')
     assert.equal(0, code, err)
     local lines = {}
     for l in out:gmatch('[^\n]+') do lines[#lines + 1] = l end
-    assert.matches('^NAME +TYPE +BYTES +CREATOR +STATE$', lines[1])
-    local state_col = lines[1]:find('STATE', 1, true)
+    assert.equal('# ' .. ipc.dir(), lines[1])
+    assert.matches('^NAME +TYPE +STATE +HOLDERS +WAITERS +SIZE +AGE$', lines[2])
+    local size_col = lines[2]:find('SIZE', 1, true)
     local found = 0
-    for i = 2, #lines do
+    for i = 3, #lines do
       local name = lines[i]:match('^(%S+)')
       if name == na or name == nb then
         found = found + 1
-        assert.matches('^%S+ +shm +%d+ +%d+ +size=%d+$', lines[i])
-        assert.equal(state_col, lines[i]:find('size=', 1, true))
+        assert.matches('^%S+ +shm +%- +%- +%- +%d+ +%d+s$', lines[i])
+        assert.equal(size_col, lines[i]:find('%d+ +%d+s$'))
       end
     end
     assert.equal(2, found)
-    assert.matches(na .. ' +shm +%d+ +' .. ipc.pid() .. ' +size=100\n', out)
   end)
 
-  it('ls --json is one JSON document: an array of info tables', function()
+  it('ls shows holders, waiters and state of a held mutex and a queue', function()
+    local nm, nq = H.name('LsM'), H.name('LsQ')
+    local m <close> = ipc.mutex(nm, { cleanup = true })
+    local q <close> = ipc.queue(nq, { max_count = 7, cleanup = true })
+    local g = m:lock()
+    q:send('x')
+    local code, out = ipcsh('ls')
+    assert.equal(0, code)
+    assert.matches('\n' .. nm .. ' +mutex +exclusive +' .. ipc.pid() .. ' +0 +%d+ +%d+s\n', out)
+    assert.matches('\n' .. nq .. ' +queue +1/7 +%- +0 +%d+ +%d+s\n', out)
+    assert.truthy(g)
+    m:unlock()
+    m:remove() q:remove()
+  end)
+
+  it('ls PATTERN lists only the names matching a shell glob', function()
+    local code, out = ipcsh('ls ' .. H.quote(na))
+    assert.equal(0, code)
+    assert.matches('\n' .. na .. ' ', out, 1, true)
+    assert.not_matches('\n' .. nb .. ' ', out, 1, true)
+    code, out = ipcsh('ls ' .. H.quote(na:sub(1, 2) .. '*'))
+    assert.equal(0, code)
+    assert.matches('\n' .. na .. ' ', out, 1, true)
+    assert.matches('\n' .. nb .. ' ', out, 1, true)
+    code, out = ipcsh('ls ' .. H.quote(na:sub(1, #na - 1) .. '?'))
+    assert.matches('\n' .. na .. ' ', out, 1, true)
+    code, out = ipcsh('ls --json ' .. H.quote('[!' .. na:sub(1, 1) .. ']*'))
+    assert.equal(0, code)
+    assert.equal('False', json_query(out, ('any(o["name"] == %q for o in d["objects"])'):format(na)))
+  end)
+
+  it('ls --json is one JSON document: the directory and the info tables', function()
     local code, out = ipcsh('ls --json')
     assert.equal(0, code)
     local got = json_query(out,
-      ('[(o["type"], o["size"]) for o in d if o["name"] == %q][0]'):format(na))
+      ('[(o["type"], o["size"]) for o in d["objects"] if o["name"] == %q][0]'):format(na))
     assert.equal("('shm', 100)", got)
-    assert.equal('True', json_query(out, 'isinstance(d, list) and all("type" in o for o in d)'))
+    assert.equal('True', json_query(out,
+      'isinstance(d["objects"], list) and all("type" in o for o in d["objects"])'))
+    assert.equal(ipc.dir(), json_query(out, 'd["directory"]'))
   end)
 
   it('ls lists an unreadable object as invalid, and the JSON stays valid', function()
@@ -101,7 +134,8 @@ describe('ipcsh ls / info / rm', function()
     assert.equal(0, code)
     assert.matches(junk .. ' +invalid', out)
     assert.equal(0, code2)
-    assert.equal('invalid', json_query(out2, ('[o["type"] for o in d if o["name"] == %q][0]'):format(junk)))
+    assert.equal('invalid', json_query(out2,
+      ('[o["type"] for o in d["objects"] if o["name"] == %q][0]'):format(junk)))
     assert.equal(0, code3, out3)
   end)
 
@@ -129,7 +163,7 @@ describe('ipcsh ls / info / rm', function()
     local missing = H.name('Missing')
     local code, _, err = ipcsh('info ' .. missing)
     assert.equal(2, code)
-    assert.matches('no object named "' .. missing .. '"', err, 1, true)
+    assert.equal("ipcsh: info: no such object '" .. missing .. "'\n", err)
     assert.is_false(ipc.remove(missing))
     code, _, err = ipcsh('info 9bad')
     assert.equal(2, code)
@@ -146,14 +180,40 @@ describe('ipcsh ls / info / rm', function()
     assert.is_false(ipc.remove(nb))
   end)
 
-  it('rm exits 1 naming the objects that did not exist, removing the rest', function()
+  it('rm exits 2 naming the objects that did not exist, removing the rest', function()
     local missing = H.name('Missing')
     local code, _, err = ipcsh('rm ' .. missing .. ' ' .. na)
-    assert.equal(1, code)
-    assert.matches(missing, err, 1, true)
-    assert.not_matches(na, err, 1, true)
+    assert.equal(2, code)
+    assert.equal("ipcsh: rm: no such object '" .. missing .. "'\n", err)
     assert.is_false(ipc.remove(na))
     assert.is_true(ipc.remove(nb))
+  end)
+
+  it('rm -f: a missing name or an unmatched pattern is not an error', function()
+    local missing = H.name('Missing')
+    local code, out, err = ipcsh('rm -f ' .. missing .. ' ' .. na .. ' ' .. H.quote(missing .. '*'))
+    assert.equal(0, code, err)
+    assert.equal('', out .. err)
+    assert.is_false(ipc.remove(na))
+    code, _, err = ipcsh('rm ' .. H.quote(missing .. '*'))
+    assert.equal(2, code)
+    assert.equal("ipcsh: rm: no object matches '" .. missing .. "*'\n", err)
+    assert.equal(0, (ipcsh('rm --force ' .. missing)))
+    assert.is_true(ipc.remove(nb))
+  end)
+
+  it('rm PATTERN removes every matching object, and only those', function()
+    local tag = 'P' .. ipc.uid()
+    local objs = {}
+    for _, n in ipairs({ tag .. 'a1', tag .. 'a2', tag .. 'b1' }) do
+      objs[#objs + 1] = ipc.shm(n, { size = 8, cleanup = true })
+    end
+    local code, _, err = ipcsh('rm ' .. H.quote(tag .. 'a*'))
+    assert.equal(0, code, err)
+    assert.is_false(ipc.remove(tag .. 'a1'))
+    assert.is_false(ipc.remove(tag .. 'a2'))
+    assert.is_true(ipc.remove(tag .. 'b1'))
+    for _, o in ipairs(objs) do o:close() end
   end)
 
   it('rm exits 2 on a bad name and removes nothing', function()
@@ -167,109 +227,14 @@ describe('ipcsh ls / info / rm', function()
   end)
 
   it('exits 2 on usage errors with a message on stderr', function()
-    for _, args in ipairs({ 'ls extra', 'ls --bogus', 'ls -x', 'ls --json=1', 'info --json',
-      'rm --force ' .. na }) do
+    for _, args in ipairs({ 'ls a b', 'ls --bogus', 'ls -x', 'ls --json=1', 'info --json',
+      'rm --frob ' .. na, 'rm -f' }) do
       local code, out, err = ipcsh(args)
       assert.equal(2, code, args)
       assert.equal('', out)
       assert.matches('^ipcsh: ', err)
     end
     assert.is_true(ipc.remove(na))
-  end)
-end)
-
-describe('ipcsh lock', function()
-  it('rejects bad usage with exit 2 before locking anything', function()
-    for _, args in ipairs({ 'lock', 'lock 1bad -- true', 'lock Name', 'lock Name --',
-      'lock Name --timeout -1 -- true', 'lock Name --timeout abc -- true',
-      'lock Name --timeout', 'lock Name --frobnicate -- true' }) do
-      local code, _, err = ipcsh(args)
-      assert.equal(2, code, args)
-      assert.matches('^ipcsh: lock: ', err)
-    end
-  end)
-
-  it('runs the command holding the lock and passes its exit status through', function()
-    if not ipc.mutex then pending('mutex not built yet') return end
-    local name = H.name('Lock')
-    local code, out = ipcsh('lock ' .. name .. ' -- sh -c ' .. H.quote('echo running; exit 7'))
-    assert.equal(7, code)
-    assert.equal('running\n', out)
-    code = ipcsh('lock ' .. name .. ' --timeout 1000 -- true')
-    assert.equal(0, code)
-    -- without --, the first word after the name starts the command
-    code, out = ipcsh('lock ' .. name .. ' echo -n hi')
-    assert.equal(0, code)
-    assert.equal('hi', out)
-    -- a command killed by a signal: 128 + signal
-    code = ipcsh('lock ' .. name .. ' -- sh -c ' .. H.quote('kill -9 $$'))
-    assert.equal(137, code)
-    -- a command that cannot run: 127
-    code = ipcsh('lock ' .. name .. ' -- /nonexistent/program')
-    assert.equal(127, code)
-    ipc.remove(name)
-  end)
-
-  it('holds against a second ipcsh lock (--timeout: exit 1), then lets it in', function()
-    if not ipc.mutex then pending('mutex not built yet') return end
-    local name = H.name('Lock')
-    local held, release = H.tmpname('held'), H.tmpname('release')
-    local holder = background(('lock %s -- sh -c %s'):format(name, H.quote(
-      ('touch %s; while [ ! -e %s ]; do sleep 0.01; done; exit 3'):format(
-        H.quote(held), H.quote(release)))))
-    assert.truthy(wait_file(held), 'holder did not start')
-    assert.equal(1, (ipcsh('lock ' .. name .. ' --timeout 0 -- true')))
-    local ms, code = elapsed_ms(function()
-      return ipcsh('lock --timeout 300 ' .. name .. ' -- true')
-    end)
-    assert.equal(1, code)
-    assert.is_true(ms >= 290, 'returned after ' .. ms .. ' ms')
-    assert.equal(1, (ipcsh('lock ' .. name .. ' --shared --timeout 0 -- true')))
-    H.write_file(release, 'x')
-    assert.equal(3, status_of(holder))
-    assert.equal(0, (ipcsh('lock ' .. name .. ' --timeout 0 -- true')))
-    os.remove(held) os.remove(release) os.remove(holder)
-    ipc.remove(name)
-  end)
-
-  it('--shared holders share; an exclusive lock waits for them', function()
-    if not ipc.mutex then pending('mutex not built yet') return end
-    local name = H.name('Lock')
-    local held, release = H.tmpname('held'), H.tmpname('release')
-    local holder = background(('lock %s --shared -- sh -c %s'):format(name, H.quote(
-      ('touch %s; while [ ! -e %s ]; do sleep 0.01; done'):format(H.quote(held), H.quote(release)))))
-    assert.truthy(wait_file(held), 'holder did not start')
-    assert.equal(0, (ipcsh('lock ' .. name .. ' --shared --timeout 0 -- true')))
-    assert.equal(1, (ipcsh('lock ' .. name .. ' --timeout 0 -- true')))
-    local code, out = ipcsh('info ' .. name)
-    assert.equal(0, code)
-    assert.matches('state: shared', out, 1, true)
-    H.write_file(release, 'x')
-    assert.equal(0, status_of(holder))
-    assert.equal(0, (ipcsh('lock ' .. name .. ' --timeout 0 -- true')))
-    os.remove(held) os.remove(release) os.remove(holder)
-    ipc.remove(name)
-  end)
-
-  it('a holder killed with SIGKILL releases the lock', function()
-    if not ipc.mutex then pending('mutex not built yet') return end
-    local name = H.name('Lock')
-    local held, release = H.tmpname('held'), H.tmpname('release')
-    -- the command records its parent (the ipcsh holding the lock)
-    local holder = background(('lock %s -- sh -c %s'):format(name, H.quote(
-      ('echo $PPID >%s.tmp; mv %s.tmp %s; while [ ! -e %s ]; do sleep 0.01; done'):format(
-        H.quote(held), H.quote(held), H.quote(held), H.quote(release)))))
-    local pid = tonumber(wait_file(held))
-    assert.truthy(pid, 'holder did not start')
-    assert.equal(1, (ipcsh('lock ' .. name .. ' --timeout 0 -- true')))
-    os.execute('kill -9 ' .. pid)
-    assert.equal(137, status_of(holder))
-    assert.equal(0, (ipcsh('lock ' .. name .. ' --timeout 5000 -- true')))
-    H.write_file(release, 'x')
-    os.remove(held) os.remove(holder)
-    H.sleep(50)
-    os.remove(release)
-    ipc.remove(name)
   end)
 end)
 
@@ -287,10 +252,15 @@ describe('ipcsh send / recv', function()
   it('round-trips a message given as an argument, without adding a newline', function()
     if not ipc.queue then pending('queue not built yet') return end
     local name = H.name('Q')
-    assert.equal(0, (ipcsh('send ' .. name .. ' ' .. H.quote('hello world'))))
+    assert.equal(0, (ipcsh('send --create ' .. name .. ' ' .. H.quote('hello world'))))
     local code, out = ipcsh('recv ' .. name)
     assert.equal(0, code)
     assert.equal('hello world', out)
+    -- after --, a message may start with a dash
+    assert.equal(0, (ipcsh('send ' .. name .. ' -- -n')))
+    code, out = ipcsh('recv ' .. name)
+    assert.equal(0, code)
+    assert.equal('-n', out)
     ipc.remove(name)
   end)
 
@@ -302,7 +272,7 @@ describe('ipcsh send / recv', function()
     local data = table.concat(bytes) .. '\0\n\r\0'
     local infile, outfile = H.tmpname('in'), H.tmpname('out')
     H.write_file(infile, data)
-    assert.equal(0, (ipcsh('send ' .. name .. ' -', '<' .. H.quote(infile))))
+    assert.equal(0, (ipcsh('send --create ' .. name .. ' -', '<' .. H.quote(infile))))
     local q <close> = ipc.queue(name)
     assert.equal(1, q:count())
     assert.equal(0, (H.sh(H.quote(H.bin) .. ' recv ' .. name .. ' >' .. H.quote(outfile))))
@@ -319,7 +289,7 @@ describe('ipcsh send / recv', function()
   it('sends with --priority (highest received first)', function()
     if not ipc.queue then pending('queue not built yet') return end
     local name = H.name('Q')
-    assert.equal(0, (ipcsh('send ' .. name .. ' low')))
+    assert.equal(0, (ipcsh('send ' .. name .. ' low --create')))
     assert.equal(0, (ipcsh('send --priority 9 ' .. name .. ' high')))
     assert.equal(0, (ipcsh('send ' .. name .. ' mid --priority=5')))
     local got = {}
@@ -335,12 +305,13 @@ describe('ipcsh send / recv', function()
   it('recv --timeout on an empty queue exits 1 after the timeout', function()
     if not ipc.queue then pending('queue not built yet') return end
     local name = H.name('Q')
+    local q <close> = ipc.queue(name)
     local ms, code, out = elapsed_ms(function() return ipcsh('recv ' .. name .. ' --timeout 300') end)
     assert.equal(1, code)
     assert.equal('', out)
     assert.is_true(ms >= 290, 'returned after ' .. ms .. ' ms')
     assert.equal(1, (ipcsh('recv ' .. name .. ' --timeout 0')))
-    ipc.remove(name)
+    q:remove()
   end)
 
   it('recv waits for a message sent later', function()
@@ -348,9 +319,9 @@ describe('ipcsh send / recv', function()
     local name = H.name('Q')
     local outfile = H.tmpname('out')
     local status = H.tmpname('st')
-    assert(os.execute(('(%s recv %s --timeout 20000 >%s; echo $? >%s.tmp; mv %s.tmp %s) &'):format(
+    assert(os.execute(('(%s recv --create %s --timeout 20000 >%s; echo $? >%s.tmp; mv %s.tmp %s) &'):format(
       H.quote(H.bin), name, H.quote(outfile), H.quote(status), H.quote(status), H.quote(status))))
-    H.sleep(100)
+    assert.truthy(H.wait_until(function() return (ipcsh('info ' .. name)) == 0 end, 15000))
     assert.equal(0, (ipcsh('send ' .. name .. ' late')))
     assert.equal(0, status_of(status))
     assert.equal('late', H.read_file(outfile))
@@ -400,7 +371,7 @@ describe('ipcsh post / wait', function()
   it('post N makes N waits succeed, the next one times out (exit 1)', function()
     if not ipc.semaphore then pending('semaphore not built yet') return end
     local name = H.name('Sem')
-    assert.equal(0, (ipcsh('post ' .. name .. ' 2')))
+    assert.equal(0, (ipcsh('post --create ' .. name .. ' 2')))
     assert.equal(0, (ipcsh('wait ' .. name .. ' --timeout 0')))
     assert.equal(0, (ipcsh('wait ' .. name .. ' --timeout 0')))
     local ms, code = elapsed_ms(function() return ipcsh('wait ' .. name .. ' --timeout 250') end)
@@ -415,13 +386,14 @@ describe('ipcsh post / wait', function()
   it('wait blocks until another process posts', function()
     if not ipc.semaphore then pending('semaphore not built yet') return end
     local name = H.name('Sem')
+    local sem <close> = ipc.semaphore(name)
     local st = background('wait ' .. name .. ' --timeout 20000')
     H.sleep(100)
     assert.is_nil(H.read_file(st))
     assert.equal(0, (ipcsh('post ' .. name)))
     assert.equal(0, status_of(st))
     os.remove(st)
-    ipc.remove(name)
+    sem:remove()
   end)
 end)
 
@@ -451,5 +423,149 @@ describe('ipcsh commands', function()
     local t = {} t.self = t
     assert.has_error(function() json.encode(t) end)
     assert.has_error(function() json.encode({ f = print }) end)
+  end)
+end)
+
+describe('ipcsh: only lock creates', function()
+  it('send, recv, post, wait and info on a missing object exit 2 and create nothing', function()
+    local name = H.name('Nothere')
+    for _, c in ipairs({ { 'send ' .. name .. ' hi', 'queue' }, { 'send ' .. name .. ' -', 'queue' },
+      { 'recv ' .. name, 'queue' }, { 'recv --timeout 0 ' .. name, 'queue' },
+      { 'post ' .. name, 'semaphore' }, { 'wait ' .. name, 'semaphore' },
+      { 'info ' .. name, 'object' } }) do
+      local ms, code, out, err = elapsed_ms(function() return ipcsh(c[1]) end)
+      assert.equal(2, code, c[1])
+      assert.equal('', out)
+      assert.equal(('ipcsh: %s: no such %s \'%s\'\n'):format(c[1]:match('^%a+'), c[2], name), err)
+      assert.is_true(ms < 10000, c[1] .. ' blocked')
+      assert.is_false(ipc.remove(name), c[1] .. ' created it')
+    end
+  end)
+
+  it('--create makes the object with the creation options given', function()
+    local q, s = H.name('Q'), H.name('Sem')
+    assert.equal(0, (ipcsh('send --create --max-size 4096 --max-count 3 ' .. q .. ' ' ..
+      ('x'):rep(4000))))
+    local qq <close> = ipc.queue(q, { assert = 'exists' })
+    assert.equal(4096, qq:max_size())
+    assert.equal(3, qq:max_count())
+    assert.equal(1, qq:count())
+    -- an existing object keeps its own sizes
+    assert.equal(0, (ipcsh('send --create --max-size 10 ' .. q .. ' ' .. ('y'):rep(100))))
+    assert.equal(2, qq:count())
+    assert.equal(0, (ipcsh('post --create --value 5 --max 9 ' .. s .. ' 2')))
+    local ss <close> = ipc.semaphore(s, { assert = 'exists' })
+    assert.equal(7, ss:value())
+    assert.equal(2, (ipcsh('post ' .. s .. ' 3'))) -- past max: bad input
+    assert.equal(0, (ipcsh('wait --create ' .. s .. ' --timeout 0')))
+    assert.equal(6, ss:value())
+    qq:remove() ss:remove()
+  end)
+
+  it('creation options without --create are an error, naming the option', function()
+    local name = H.name('Q')
+    for _, c in ipairs({ { 'send --max-size 10 ' .. name .. ' x', '--max-size' },
+      { 'recv --max-count 3 ' .. name, '--max-count' }, { 'post --value 3 ' .. name, '--value' },
+      { 'wait --max=3 ' .. name, '--max' } }) do
+      local code, _, err = ipcsh(c[1])
+      assert.equal(2, code, c[1])
+      assert.matches(c[2] .. ' only applies with --create', err, 1, true)
+      assert.is_false(ipc.remove(name))
+    end
+  end)
+end)
+
+describe('ipcsh send Q - (stdin)', function()
+  it('reads stdin in pieces and stops past max_size: exit 2, bounded memory, nothing sent', function()
+    local name = H.name('Q')
+    local q <close> = ipc.queue(name, { max_size = 16 })
+    local code, out, err = H.sh(('head -c 200000000 /dev/zero | /usr/bin/time -f "rss %%M" %s send %s -')
+      :format(H.quote(H.bin), name))
+    assert.equal(2, code, err)
+    assert.equal('', out)
+    assert.matches("ipcsh: send: the message on stdin is longer than this queue's max_size " ..
+      '(16 bytes); nothing sent\n', err, 1, true)
+    local kb = tonumber(err:match('rss (%d+)'))
+    assert.truthy(kb, err)
+    -- reading all of it would take 200 MB; the runner itself needs a few MB
+    -- (tens under the sanitizers)
+    assert.is_true(kb < 100000, 'max RSS ' .. kb .. ' KB')
+    assert.equal(0, q:count())
+    -- exactly max_size bytes still go
+    code = H.sh(('head -c 16 /dev/zero | %s send %s -'):format(H.quote(H.bin), name))
+    assert.equal(0, code)
+    assert.equal(('\0'):rep(16), q:receive(0))
+    q:remove()
+  end)
+end)
+
+describe('ipcsh error messages', function()
+  -- Every class of misuse: exit 2, one message on stderr that names the
+  -- command, no source path, no '?'.
+  it('name the command, never a source file or \'?\'', function()
+    local ev, q = H.name('Ev'), H.name('Q')
+    local e <close> = ipc.event(ev)
+    local qq <close> = ipc.queue(q, { max_size = 16 })
+    local cases = {
+      { 'send ' .. q .. ' --bogus x', 'send', "unknown option '--bogus'" },  -- unknown option
+      { 'recv ' .. q .. ' -z', 'recv', "unknown option '-z'" },
+      { 'wait ' .. q .. ' --timeout soon', 'wait', 'bad timeout' },          -- bad number
+      { 'post ' .. ev .. ' many', 'post', 'bad count' },
+      { 'lock -w forever ' .. q .. ' true', 'lock', 'bad wait' },
+      { 'recv ' .. q .. 'x', 'recv', 'no such queue' },                       -- missing object
+      { 'post ' .. ev, 'post', '"' .. ev .. '" is an event, not a semaphore' }, -- wrong type
+      { 'send ' .. ev .. ' x', 'send', '"' .. ev .. '" is an event, not a queue' },
+      { 'lock -n ' .. q .. ' true', 'lock', 'queue' },
+      { 'send ' .. q .. ' ' .. ('x'):rep(17), 'send', 'message is 17 bytes' }, -- oversize
+      { 'send 9lives x', 'send', 'invalid name' },                            -- bad name
+      { 'rm a/b', 'rm', 'invalid name' },
+      { 'lock -s -x ' .. q .. ' true', 'lock', 'conflict' },                  -- conflicting
+      { 'send --max-size 4 ' .. q .. ' x', 'send', 'only applies with --create' },
+    }
+    for _, c in ipairs(cases) do
+      local code, out, err = ipcsh(c[1])
+      assert.equal(2, code, c[1])
+      assert.equal('', out, c[1])
+      assert.matches('^ipcsh: ' .. (c[2] and c[2] .. ': ' or ''), err)
+      assert.matches(c[3], err, 1, true)
+      assert.not_matches('%.lua:%d+', err)
+      assert.not_matches('%.c:%d+', err)
+      assert.not_matches("'?'", err, 1, true)
+      assert.equal(1, select(2, err:gsub('\n', '')), c[1] .. ': one line: ' .. err)
+    end
+    -- a bad directory
+    for _, dir in ipairs({ '/nonexistent/ipcsh-dir', '/etc/passwd' }) do
+      for _, args in ipairs({ 'ls', 'info x', 'rm x', 'send --create q x' }) do
+        local code, out, err = H.sh(('IPCSH_DIR=%s %s %s </dev/null'):format(dir, H.quote(H.bin), args))
+        assert.equal(2, code, dir .. ' ' .. args)
+        assert.equal('', out)
+        assert.matches('^ipcsh: ' .. args:match('^%a+') .. ': ', err)
+        assert.not_matches('%.lua:%d+', err)
+        assert.not_matches("'?'", err, 1, true)
+      end
+    end
+    e:remove() qq:remove()
+  end)
+end)
+
+describe('ipcsh --help, the man page and the manual', function()
+  it('agree: every command option in --help is in docs/ipcsh.1 and docs/manual.md', function()
+    local code, help = H.sh(H.quote(H.bin) .. ' --help')
+    assert.equal(0, code)
+    local commands = assert(help:match('\nCommands[^\n]*\n(.*)$'), 'no Commands section')
+    local man = assert(H.read_file('docs/ipcsh.1')):gsub('\\%-', '-'):gsub('\\f[BIRP]', '')
+    local manual = assert(H.read_file('docs/manual.md'))
+    local seen = {}
+    for opt in commands:gmatch('%-%-?[%a][%w-]*') do
+      if not seen[opt] and opt ~= '--' then
+        seen[opt] = true
+        local plain = opt:gsub('%-', '%%-')
+        assert.truthy(man:find('%f[%w-]' .. plain .. '%f[^%w-]'), 'docs/ipcsh.1 lacks ' .. opt)
+        assert.truthy(manual:find('%f[%w-]' .. plain .. '%f[^%w-]'), 'docs/manual.md lacks ' .. opt)
+      end
+    end
+    for _, must in ipairs({ '--db', '-n', '-w', '-E', '-c', '--create', '--max-size', '-f' }) do
+      assert.truthy(seen[must], '--help lacks ' .. must)
+    end
   end)
 end)

@@ -125,7 +125,7 @@ describe('PostgreSQL only', function()
     local q, sem, m = H.name('Q'), H.name('S'), H.name('M')
     local db = ' --db ' .. H.quote(url) .. ' '
     local function run(args) return H.sh(H.quote(H.bin) .. db .. args) end
-    assert.are.equal(0, (run('send ' .. q .. ' --priority 3 hello')))
+    assert.are.equal(0, (run('send --create ' .. q .. ' --priority 3 hello')))
     local st, out = run('ls --json')
     assert.are.equal(0, st)
     assert.truthy(out:find('"' .. q .. '"', 1, true))
@@ -136,7 +136,7 @@ describe('PostgreSQL only', function()
     assert.are.equal(0, st)
     assert.are.equal('hello', out)
     assert.are.equal(1, (run('recv ' .. q .. ' --timeout 50')))
-    assert.are.equal(0, (run('post ' .. sem .. ' 2')))
+    assert.are.equal(0, (run('post --create ' .. sem .. ' 2')))
     assert.are.equal(0, (run('wait ' .. sem .. ' --timeout 0')))
     assert.are.equal(1, net.semaphore(sem):value())
     -- lock: held (remotely) while CMD runs
@@ -147,7 +147,7 @@ describe('PostgreSQL only', function()
     assert.are.equal('false', out)
     assert.are.equal(0, (H.sh('IPCSH_DATABASE_URL=' .. H.quote(url) .. ' ' .. H.quote(H.bin) ..
       ' rm ' .. q .. ' ' .. sem .. ' ' .. m)))
-    assert.are.equal(1, (run('rm ' .. q)))
+    assert.are.equal(2, (run('rm ' .. q))) -- a missing name is bad input
   end)
 
   it_('queue: with() redelivers when fn overruns the visibility deadline; dead letters', function()

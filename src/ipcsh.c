@@ -36,7 +36,7 @@ typedef struct options {
 } options;
 
 static const char *const commands[] = {"ls",   "info", "rm",   "lock", "send",
-                                       "recv", "post", "wait", NULL};
+                                       "recv", "post", "wait", "top",  NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -64,16 +64,23 @@ static void print_usage(FILE *to)
 	        "  --        stop handling options\n"
 	        "  -         stop handling options and execute stdin\n"
 	        "Commands (first argument):\n"
-	        "  ls [--json]                       list objects and their state\n"
+	        "  ls [PATTERN] [--json]             list objects and their state\n"
 	        "  info NAME [--json]                one object's state\n"
-	        "  rm NAME...                        remove objects\n"
-	        "  lock NAME [--shared] [--timeout MS] -- CMD [ARGS...]\n"
-	        "                                    run CMD holding the lock\n"
+	        "  rm [-f|--force] NAME|PATTERN...   remove objects\n"
+	        "  lock [-s|--shared|-x|--exclusive] [-n|--nonblock|-w|--wait SECS]\n"
+	        "       [--timeout MS] [-E|--conflict-exit-code CODE] [-o|--close] NAME|PATH\n"
+	        "       (-c|--command STRING | [--] CMD [ARGS...])\n"
+	        "                                    run CMD holding the lock (flock(1) style)\n"
 	        "  send QUEUE [--priority N] [--timeout MS] MESSAGE   (MESSAGE - : stdin)\n"
 	        "  recv QUEUE [--timeout MS]         print one message\n"
 	        "  post SEM [N]                      post N (default 1)\n"
 	        "  wait SEM [--timeout MS]           wait for the semaphore\n"
-	        "Exit status of commands: 0 ok, 1 timed out (lock: CMD's status), 2 usage.\n",
+	        "  top [PATTERN] [--interval MS] [--once] [--json]  live view\n"
+	        "  send, recv, post and wait never create: --create makes the object,\n"
+	        "  with --max-count N --max-size BYTES (queue), --value N --max N.\n"
+	        "  --db URL (before the command; or IPCSH_DATABASE_URL): PostgreSQL.\n"
+	        "Exit status of commands: 0 ok, 1 timed out or lock conflict (lock: -E CODE,\n"
+	        "or CMD's own status), 2 usage or bad input (message on stderr).\n",
 	        progname);
 	fflush(to);
 }

@@ -94,9 +94,9 @@ local cli = require 'interprocess.cli'
 local devnull = io.open('/dev/null', 'w')
 local out = io.stdout
 io.stdout = devnull
-assert(cli.main({ 'post', 'VGclisem', '2' }) == 0)
+assert(cli.main({ 'post', '--create', 'VGclisem', '2' }) == 0)
 assert(cli.main({ 'wait', 'VGclisem', '--timeout', '0' }) == 0)
-assert(cli.main({ 'send', 'VGcliq', 'hello' }) == 0)
+assert(cli.main({ 'send', '--create', 'VGcliq', 'hello' }) == 0)
 assert(cli.main({ 'recv', 'VGcliq', '--timeout', '0' }) == 0)
 assert(cli.main({ 'ls', '--json' }) == 0)
 assert(cli.main({ 'info', 'VGcliq' }) == 0)

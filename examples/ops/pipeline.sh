@@ -1,12 +1,16 @@
 #!/bin/sh
 # A shell pipeline feeding a worker pool through `ipcsh send`/`ipcsh recv`.
 # Three workers each take lines from the queue until they see "stop".
+# Only `ipcsh lock` creates its object on demand: the queue is made first,
+# with `send --create` (or `ipcsh -e 'ipc.queue(...)'`).
 #
 #   sh examples/ops/pipeline.sh           (IPCSH=path/to/ipcsh to choose one)
 IPCSH=${IPCSH:-./ipcsh}
 set -u
 Q=lines$$
 out=$(mktemp)
+"$IPCSH" send --create --max-count 100 --max-size 4096 "$Q" start
+"$IPCSH" recv "$Q" >/dev/null
 
 worker() {
 	while msg=$("$IPCSH" recv "$Q" --timeout 5000); do
