@@ -79,6 +79,7 @@ static void print_usage(FILE *to)
 	        "  send, recv, post and wait never create: --create makes the object,\n"
 	        "  with --max-count N --max-size BYTES (queue), --value N --max N.\n"
 	        "  --db URL (before the command; or IPCSH_DATABASE_URL): PostgreSQL.\n"
+	        "  --db URL setup [--apply] ROLE...  print (--apply: run) the GRANTs a role needs\n"
 	        "Exit status of commands: 0 ok, 1 timed out or lock conflict (lock: -E CODE,\n"
 	        "or CMD's own status), 2 usage or bad input (message on stderr).\n",
 	        progname);
