@@ -13,7 +13,8 @@
 
 static const ipcl_type *types[IPC_T_MAX + 1];
 
-static const char *const common_options[] = {"name", "file", "assert", "cleanup", "mode", "dir", NULL};
+static const char *const common_options[] = {"name", "file", "assert", "cleanup",
+                                             "mode", "dir",  NULL};
 
 const ipcl_type *ipcl_find_type(uint32_t id)
 {
