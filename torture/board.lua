@@ -8,6 +8,10 @@
 -- bare pid), its "inside" mark (the token, or 0), the mode of that mark and
 -- the token of the slot's last recorded victim.
 --
+-- * A worker joins its slot before it can be chosen as a victim (before it
+--   reports ready; the torture driver waits for the join): it publishes its
+--   token and clears a mark its dead predecessor left, since the victim
+--   record only names the slot's latest victim.
 -- * A worker that got the lock (or permit) calls enter(mode): under the
 --   board lock it looks at every other slot, then sets its own mark.  It
 --   clears the mark with leave() before it unlocks / posts.  So a mark
