@@ -36,7 +36,7 @@ typedef struct options {
 } options;
 
 static const char *const commands[] = {"ls",   "info", "rm",   "lock", "send",
-                                       "recv", "post", "wait", NULL};
+                                       "recv", "post", "wait", "top",  NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -73,6 +73,7 @@ static void print_usage(FILE *to)
 	        "  recv QUEUE [--timeout MS]         print one message\n"
 	        "  post SEM [N]                      post N (default 1)\n"
 	        "  wait SEM [--timeout MS]           wait for the semaphore\n"
+	        "  top [PATTERN] [--interval MS] [--once] [--json]   live view with rates\n"
 	        "Exit status of commands: 0 ok, 1 timed out (lock: CMD's status), 2 usage.\n",
 	        progname);
 	fflush(to);

@@ -370,6 +370,8 @@ function commands.wait(args)
   return got and EXIT_OK or EXIT_TIMEOUT
 end
 
+function commands.top(args) return require('interprocess.top').main(args) end -- top.lua
+
 cli.commands = commands
 
 function cli.main(args, native)
