@@ -7,7 +7,8 @@
 --
 -- On a terminal: redraws every interval, follows resizes (`stty size` at
 -- every frame), `q` (or Ctrl-C) quits and the terminal settings are
--- restored on every way out (also a SIGINT sent by another process).  Otherwise (or with --once): plain frames.
+-- restored on every way out (also a SIGINT sent by another process: the
+-- view runs in a forked child while the command waits for it).  Otherwise (or with --once): plain frames.
 -- --once samples twice, `interval` apart, and prints one frame; --json
 -- prints the frame as JSON, the rates as `<counter>_per_s` fields.
 --
@@ -211,12 +212,10 @@ local function interactive(o, pattern)
     io.stdout:flush()
   end
   -- keys without Enter, no echo, reads never block; Ctrl-C is a key too
-  -- (-isig: ipcsh dies of a SIGINT that lands outside a wait, so the
-  -- terminal could not be restored), read like `q`.  A SIGINT from
-  -- elsewhere lands in ipc.sleep, which raises: restored below as well.
+  -- (-isig), read like `q`.
   sh_ok('stty -icanon -echo -isig min 0 time 0 </dev/tty 2>/dev/null')
-  local tty = io.open('/dev/tty', 'rb')
-  local ok, err = pcall(function()
+  local function loop()
+    local tty = io.open('/dev/tty', 'rb')
     io.stdout:write('\27[?25l')
     local prev = sample(pattern)
     local r
@@ -233,15 +232,40 @@ local function interactive(o, pattern)
       local deadline = ipc.clock() + o.interval
       repeat
         local key = tty and tty:read(1)
-        if key == 'q' or key == 'Q' or key == '\3' then return end
+        if key == 'q' or key == 'Q' or key == '\3' then
+          if tty then tty:close() end
+          return
+        end
         if not key then ipc.sleep(math.max(1, math.min(20, deadline - ipc.clock()))) end
       until ipc.clock() >= deadline
       local now = sample(pattern)
       r = rates(prev, now)
       prev = now
     end
+  end
+  -- The view runs in a child while this process waits for it: a SIGINT
+  -- sent to us lands in that wait (which raises), never in the middle of
+  -- the drawing, where ipcsh would die of it with the terminal still raw.
+  local ok, err = pcall(function()
+    if not ipc.fork then return loop() end
+    local h = ipc.fork(function()
+      local fine, e = pcall(loop)
+      if not fine then io.stderr:write('ipcsh: top: ', tostring(e), '\n') os.exit(1) end
+      os.exit(0)
+    end)
+    local done, code, how = pcall(function()
+      while true do
+        local c, w = h:wait(1000)
+        if c ~= nil or w ~= nil then return c, w end
+      end
+    end)
+    if not done then
+      h:kill('TERM')
+      h:wait(2000)
+      error(code, 0)
+    end
+    if code ~= 0 then error(('the view ended with %s %s'):format(tostring(code), tostring(how)), 0) end
   end)
-  if tty then tty:close() end
   restore()
   if not ok then error(err, 0) end
   return EXIT_OK
