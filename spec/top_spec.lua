@@ -109,7 +109,7 @@ describe('ipcsh top', function()
     local script = dir .. '/run.sh'
     H.write_file(script, ('trap "true" INT\nstty -g > %s/before\n' ..
       'sh -c %s\necho $? > %s/status\nstty -g > %s/after\nsleep 30\n'):format(dir,
-      H.quote('echo $$ > ' .. dir .. '/pid; exec ' .. H.quote(H.bin) .. ' top --interval 200'), dir, dir))
+      H.quote('echo $$ > ' .. dir .. '/pid; exec ' .. H.quote(H.bin) .. ' top --interval 200 ' .. H.quote('?top*')), dir, dir))
     finally(function() tmux('kill-server') end)
     local env = 'IPCSH_DIR=' .. H.quote(os.getenv('IPCSH_DIR') or '/dev/shm')
     assert.equal(0, (tmux(('new-session -d -x 120 -y 20 %s'):format(H.quote('env ' .. env .. ' sh ' .. H.quote(script))))))
