@@ -253,12 +253,8 @@ local function interactive(o, pattern)
       if not fine then io.stderr:write('ipcsh: top: ', tostring(e), '\n') os.exit(1) end
       os.exit(0)
     end)
-    local done, code, how = pcall(function()
-      while true do
-        local c, w = h:wait(1000)
-        if c ~= nil or w ~= nil then return c, w end
-      end
-    end)
+    -- no timeout: a wait that times out just as a SIGINT lands can miss it
+    local done, code, how = pcall(h.wait, h)
     if not done then
       h:kill('TERM')
       h:wait(2000)
