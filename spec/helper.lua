@@ -74,8 +74,8 @@ function wait_go(tag)
     if ipc.sleep then ipc.sleep(2) end
   end
 end
-local __pf = io.open(__dir .. '/pid.tmp', 'w') __pf:write(tostring(
-  (io.open('/proc/self/stat'):read('l'):match('^(%d+)')))) __pf:close()
+local __pf = io.open(__dir .. '/pid.tmp', 'w') __pf:write(tostring(ipc.pid and ipc.pid() or
+  (io.open('/proc/self/stat'):read('l') or ''):match('^(%d+)'))) __pf:close()
 os.rename(__dir .. '/pid.tmp', __dir .. '/pid')
 ]]
 
@@ -144,6 +144,27 @@ end
 
 function H.child_methods:output()
   return H.read_file(self.dir .. '/out') or '', H.read_file(self.dir .. '/err') or ''
+end
+
+-- For a failure message: the stderr of every child in the list (or
+-- table of lists) that wrote any, with its pid and exit status, so a
+-- crashed worker's error is never hidden.
+function H.crash_report(children)
+  local out = {}
+  local function add(c)
+    if c.dir then
+      local err = H.read_file(c.dir .. '/err') or ''
+      local st = H.read_file(c.dir .. '/status')
+      if err ~= '' then
+        out[#out + 1] = ('--- pid %s (%s), exit %s, stderr:\n%s'):format(tostring(c.pid), c.kind or 'child',
+          st and st:match('%d+') or 'running', err)
+      end
+    else
+      for _, x in ipairs(c) do add(x) end
+    end
+  end
+  add(children)
+  return #out == 0 and '(no child wrote to stderr)' or table.concat(out, '\n')
 end
 
 -- Run code in a child to completion: status, stdout, stderr.

@@ -1,17 +1,6 @@
 local H = require 'spec.helper'
 local ipc = H.ipc
 
--- Lua snippet for children: is pid alive (and not a zombie)?
-local ALIVE = [[
-local function alive(pid)
-  local f = io.open('/proc/' .. pid .. '/stat')
-  if not f then return false end
-  local st = f:read('a'):match('%) (%a)')
-  f:close()
-  return st ~= 'Z' and st ~= 'X'
-end
-]]
-
 describe('mutex', function()
   local m, name
   before_each(function()
@@ -252,71 +241,62 @@ describe('mutex', function()
   end)
 
   it('survives 50 kills at random moments of a lock/unlock storm', function()
-    local shm <close> = ipc.shm(H.name('S'), { size = 64, cleanup = true })
-    -- offset 0: pid of the exclusive holder inside;
-    -- 16: violations; 24: stop flag; 32: completed sections
-    local worker = ALIVE .. [[
-      local m = ipc.mutex((select(2, ...)))
-      local s = ipc.shm((select(3, ...)))
-      local logpath = select(4, ...)
-      local function state(pid)
-        local f = io.open('/proc/' .. pid .. '/stat')
-        if not f then return 'gone' end
-        local st = f:read('a'):match('%) (%a)')
-        f:close()
-        return st
-      end
-      local function report(line)
-        local f = io.open(logpath, 'a')
-        f:write(('%.3f %s\n'):format(ipc.clock(), line))
-        f:close()
-      end
+    -- The exact checker of torture/board.lua (see its header): each worker
+    -- marks itself inside on a board; the killer records its victim on the
+    -- board before kill -9; a mark that is not a recorded victim's is a
+    -- live holder.  No timing, no /proc of other processes.
+    local NW, BASE = 3, 64
+    local Board = dofile('torture/board.lua')
+    local shm <close> = ipc.shm(H.name('S'), { size = BASE + Board.size(NW), cleanup = true })
+    local board = Board.open(shm, BASE, NW)
+    -- offset 0: stop flag; 8: completed sections
+    local worker = [[
+      local _, name, shmname, slot, logpath = ...
+      local Board = dofile('torture/board.lua')
+      local m = ipc.mutex(name)
+      local s = ipc.shm(shmname)
+      local b = Board.open(s, 64, 3)
+      b:join(tonumber(slot))
       ready()
-      while s:unpack('<i8', 24) == 0 do
+      while s:add(0, 0) == 0 do
         local shared = math.random() < 0.3
         if shared then m:lock_shared() else m:lock() end
-        if not shared then
-          -- offset 0 holds the pid of the exclusive holder inside
-          local me = ipc.pid()
-          if not s:cas(0, 0, me) then
-            local holder = s:unpack('<i8', 0)
-            -- a killed holder may still be exiting for a moment
-            local t = ipc.clock()
-            while alive(holder) and ipc.clock() - t < 2000 do ipc.sleep(1) end
-            if alive(holder) then   -- two live holders at once
-              s:add(16, 1)
-              report(('entry: pid %d found live holder %d (state %s)'):format(me, holder,
-                state(holder)))
-            else s:cas(0, holder, me) end        -- one was killed inside: fine
-          end
-          for k = 1, math.random(1, 200) do end
-          if not s:cas(0, me, 0) then
-            s:add(16, 1)
-            report(('exit: pid %d found %d in its place'):format(me, s:unpack('<i8', 0)))
-          end
+        local bad = b:enter(shared and Board.SHARED or Board.EXCLUSIVE)
+        if bad then
+          local f = io.open(logpath, 'a')
+          f:write(('%.3f %s\n'):format(ipc.clock(), bad))
+          f:close()
         end
-        s:add(32, 1)
+        for k = 1, math.random(1, 200) do end
+        b:leave()
+        s:add(8, 1)
         m:unlock()
       end
     ]]
-    local kids = {}
-    -- violations are described in this file, for the failure message
-    local log = H.tmpname('storm')
-    for i = 1, 3 do kids[i] = H.spawn(worker, name, shm.name, log) end
-    for i = 1, 3 do assert.truthy(kids[i]:wait_ready()) end
-    for k = 1, 50 do
-      local i = math.random(1, 3)
-      H.sleep(math.random(1, 15))
-      kids[i]:kill(9)
-      kids[i]:wait()
-      kids[i] = H.spawn(worker, name, shm.name, log)
+    local all, kids = {}, {}
+    local log = H.tmpname('storm') -- violations are described here
+    local function start(i)
+      local c = H.spawn(worker, name, shm.name, tostring(i), log)
+      all[#all + 1] = c
+      H.guard(c, finally)
+      assert.truthy(c:wait_ready(), 'worker did not start\n' .. H.crash_report(all))
+      return c
     end
-    local before = shm:unpack('<i8', 32)
-    assert.truthy(H.wait_until(function() return shm:unpack('<i8', 32) > before end, 5000),
-      'the storm stalled')
-    shm:pack(24, '<i8', 1)
-    for i = 1, 3 do assert.equal(0, kids[i]:wait(10000)) end
-    assert.equal(0, shm:unpack('<i8', 16), H.read_file(log))
+    for i = 1, NW do kids[i] = start(i) end
+    for _ = 1, 50 do
+      local i = math.random(1, NW)
+      H.sleep(math.random(1, 15))
+      board:record_victim(i, kids[i].pid) -- before the kill
+      kids[i]:kill(9)
+      assert.equal(137, kids[i]:wait(), 'a worker died on its own\n' .. H.crash_report(all))
+      kids[i] = start(i)
+    end
+    local before = shm:add(8, 0)
+    assert.truthy(H.wait_until(function() return shm:add(8, 0) > before end, 10000),
+      'the storm stalled\n' .. H.crash_report(all))
+    shm:add(0, 1)
+    for i = 1, NW do assert.equal(0, kids[i]:wait(20000), H.crash_report(all)) end
+    assert.equal(0, board:violations(), (H.read_file(log) or '') .. H.crash_report(all))
     assert.truthy(m:lock(2000))
     m:unlock()
     assert.truthy(m:lock_shared(2000))

@@ -180,4 +180,80 @@ describe('semaphore', function()
     assert.equal(1, s:value())
     s:remove()
   end)
+
+  it('undo: never more live holders than permits through 50 kills at random moments', function()
+    -- The exact checker of torture/board.lua (see its header): a holder
+    -- marks itself inside on a board and counts, under the board's lock,
+    -- the other marks that are not recorded victims; the killer records
+    -- its victim before kill -9.  The count is taken at one moment.
+    local V, NW, BASE = 2, 5, 64
+    local Board = dofile('torture/board.lua')
+    local s <close> = new({ value = V, max = V, undo = true })
+    local shm <close> = ipc.shm(H.name('S'), { size = BASE + Board.size(NW), cleanup = true })
+    local board = Board.open(shm, BASE, NW, { limit = V })
+    -- offset 0: stop flag; 8: completed sections; 16: bad value() seen
+    local worker = [[
+      local _, name, shmname, slot, logpath, V, NW = ...
+      V, NW = tonumber(V), tonumber(NW)
+      local Board = dofile('torture/board.lua')
+      local sem = ipc.semaphore(name)
+      local s = ipc.shm(shmname)
+      local b = Board.open(s, 64, NW, { limit = V })
+      b:join(tonumber(slot))
+      local function body()
+        local bad = b:enter(Board.PERMIT)
+        if bad then
+          local f = io.open(logpath, 'a')
+          f:write(('%.3f %s\n'):format(ipc.clock(), bad))
+          f:close()
+        end
+        for k = 1, math.random(1, 300) do end
+        b:leave()
+        s:add(8, 1)
+      end
+      ready()
+      while s:add(0, 0) == 0 do
+        if math.random(3) == 1 then
+          sem:with(body, 100)
+        elseif sem:wait(100) then
+          body()
+          sem:post()
+        end
+        local v = sem:value()
+        if v < 0 or v > V then s:add(16, 1) end
+      end
+    ]]
+    local all, kids = {}, {}
+    local log = H.tmpname('semstorm') -- violations are described here
+    local function start(i)
+      local c = H.spawn(worker, s.name, shm.name, tostring(i), log, tostring(V), tostring(NW))
+      all[#all + 1] = c
+      H.guard(c, finally)
+      assert.truthy(c:wait_ready(), 'worker did not start\n' .. H.crash_report(all))
+      return c
+    end
+    for i = 1, NW do kids[i] = start(i) end
+    for _ = 1, 50 do
+      local i = math.random(1, NW)
+      H.sleep(math.random(1, 15))
+      board:record_victim(i, kids[i].pid) -- before the kill
+      kids[i]:kill(9)
+      assert.equal(137, kids[i]:wait(), 'a worker died on its own\n' .. H.crash_report(all))
+      kids[i] = start(i)
+    end
+    local before = shm:add(8, 0)
+    assert.truthy(H.wait_until(function() return shm:add(8, 0) > before end, 10000),
+      'the storm stalled\n' .. H.crash_report(all))
+    shm:add(0, 1)
+    for i = 1, NW do assert.equal(0, kids[i]:wait(20000), H.crash_report(all)) end
+    assert.equal(0, board:violations(), (H.read_file(log) or '') .. H.crash_report(all))
+    assert.equal(0, shm:add(16, 0), 'value() outside 0..' .. V)
+    assert.truthy(shm:add(8, 0) > 100, 'the storm made little progress: ' .. shm:add(8, 0))
+    -- every permit is back, exactly V of them
+    assert.truthy(H.wait_until(function() return s:value() == V end, 5000), 'value ' .. s:value())
+    for _ = 1, V do assert.is_true(s:wait(0)) end
+    assert.is_false(s:wait(0))
+    s:post(V)
+    s:remove()
+  end)
 end)

@@ -1,6 +1,8 @@
 -- Crash torture, short version: for each object type, forked workers run a
 -- mixed workload while torture/torture.lua kills random ones with SIGKILL
--- and restarts them, checking the invariants (see docs/reliability.md).
+-- and restarts them, checking the invariants with the exact checkers
+-- (torture/board.lua for locks and permits, per-message bookkeeping for the
+-- queue; see docs/reliability.md).
 -- The long version is `make torture`.
 local H = require 'spec.helper'
 

@@ -11,6 +11,8 @@
 -- TORTURE_KILLS (default 250) kills per type.  Exit status 0 when no
 -- invariant was violated; 1 otherwise (each violation is printed).
 local ipc = require 'interprocess'
+-- the exact lock checker (see its header), next to this script
+local Board = dofile(((arg and arg[0] or ''):match('^(.*)/[^/]*$') or '.') .. '/board.lua')
 
 local mode = arg and arg[1] or 'short'
 local long = mode == 'long'
@@ -36,28 +38,6 @@ local function log_violation(msg)
   end
 end
 
--- Is pid dead (gone, zombie or dying)?  A SIGKILLed process stays visible
--- while it exits: callers poll.
-local function pid_dead(pid)
-  local f = io.open('/proc/' .. pid .. '/stat')
-  if not f then return true end
-  local s = f:read('l')
-  f:close()
-  if not s then return true end
-  local st = s:match('.*%) (%a)')
-  return st == 'Z' or st == 'X' or st == 'x'
-end
-
--- Wait (up to ms) for pid to die; true when it did.
-local function wait_dead(pid, ms)
-  local t = ipc.clock() + (ms or 3000)
-  while ipc.clock() < t do
-    if pid_dead(pid) then return true end
-    ipc.sleep(2)
-  end
-  return pid_dead(pid)
-end
-
 local function wait_until(fn, ms)
   local t = ipc.clock() + ms
   repeat
@@ -74,54 +54,15 @@ local function spin(n)
   return x
 end
 
--- Control segment: [0] stop flag, [8..] counters, [SLOT0 + 64*i] per-worker
--- records {state, pid}, [IDS ...] per-message counters (queue).
+-- Control segment: [0] stop flag, [8..] counters, [BOARD] the board of
+-- torture/board.lua (per-worker identity, inside mark, victim record and
+-- one spare word), [IDS ...] per-message counters (queue).
 local C = { STOP = 0, OPS = 8, TIMEOUTS = 16, A = 24, B = 32, D = 40, E = 48, F = 56 }
-local SLOT0, NSLOTS = 128, 32
-local IDS = SLOT0 + 64 * NSLOTS
+local BOARD, NSLOTS = 128, 32
+local IDS = BOARD + Board.size(NSLOTS)
 
-local function slot_off(i) return SLOT0 + 64 * (i - 1) end
-local function set_slot(ctl, i, state)
-  if state == 0 then
-    ctl:pack(slot_off(i), '<i8', 0)
-  else
-    ctl:pack(slot_off(i) + 8, '<i8', ipc.pid())
-    ctl:pack(slot_off(i), '<i8', state)
-  end
-end
-local function get_slot(ctl, i)
-  local st, pid = ctl:unpack('<i8i8', slot_off(i))
-  return st, pid
-end
-
--- Check that no live process other than `me` holds a record conflicting
--- with mine.  conflict(state) tells which records conflict.  A record whose
--- process turns out dead (killed while holding) is no violation; one whose
--- process stays alive, or that changes while its process is alive, is.
-local function check_overlap(ctl, n, me, what, conflict)
-  for j = 1, n do
-    if j ~= me then
-      local st, pid = get_slot(ctl, j)
-      if st ~= 0 and conflict(st) and pid ~= ipc.pid() then
-        local t = ipc.clock() + 3000
-        local verdict
-        while true do
-          if pid_dead(pid) then verdict = 'dead' break end
-          local st2, pid2 = get_slot(ctl, j)
-          if st2 ~= st or pid2 ~= pid then
-            verdict = pid_dead(pid) and 'dead' or 'changed'
-            break
-          end
-          if ipc.clock() > t then verdict = 'alive' break end
-          ipc.sleep(1)
-        end
-        if verdict ~= 'dead' then
-          log_violation(('%s: worker %d (pid %d) entered while worker %d (pid %d, state %d) held it (%s)')
-            :format(what, me, ipc.pid(), j, pid, st, verdict))
-        end
-      end
-    end
-  end
+local function report(bad)
+  if bad then log_violation(bad) end
 end
 
 ---------------------------------------------------------------------------
@@ -132,21 +73,20 @@ local T = {}
 
 T.mutex = {
   nworkers = 5,
+  board = true, -- workers join the board; victims are recorded before kill
   setup = function(ctx)
     ctx.m = ipc.mutex(ctx.name, { cleanup = true })
   end,
   worker = function(ctx, i)
     local m = ipc.mutex(ctx.name)
-    local ctl = ctx.ctl
-    set_slot(ctl, i, 0)
+    local ctl, b = ctx.ctl, ctx.board
     while ctl:unpack('<i8', C.STOP) == 0 do
       local shared = math.random() < 0.5
       local r = math.random(4)
       local function body()
-        set_slot(ctl, i, shared and 2 or 1)
-        check_overlap(ctl, ctx.n, i, 'mutex', function(st) return not shared or st == 1 end)
+        report(b:enter(shared and Board.SHARED or Board.EXCLUSIVE))
         spin(math.random(0, 300))
-        set_slot(ctl, i, 0)
+        b:leave()
         ctl:add(C.OPS, 1)
       end
       if r == 1 then
@@ -205,40 +145,19 @@ T.mutex = {
 local SEM_VALUE = 3
 T.semaphore = {
   nworkers = 6,
+  board = true,
+  limit = SEM_VALUE,
   setup = function(ctx)
     ctx.s = ipc.semaphore(ctx.name, { value = SEM_VALUE, max = SEM_VALUE, undo = true, cleanup = true })
   end,
   worker = function(ctx, i)
     local s = ipc.semaphore(ctx.name)
-    local ctl = ctx.ctl
-    set_slot(ctl, i, 0)
+    local ctl, b = ctx.ctl, ctx.board
     local function body()
-      set_slot(ctl, i, 1)
       -- more than SEM_VALUE live holders at once is a violation
-      local live = 1
-      for j = 1, ctx.n do
-        if j ~= i then
-          local st, pid = get_slot(ctl, j)
-          if st == 1 then
-            local t = ipc.clock() + 3000
-            while true do
-              if pid_dead(pid) then break end
-              local st2, pid2 = get_slot(ctl, j)
-              if st2 ~= st or pid2 ~= pid or ipc.clock() > t then
-                if not pid_dead(pid) then live = live + 1 end
-                break
-              end
-              if live + 1 <= SEM_VALUE then live = live + 1 break end -- no need to look closer
-              ipc.sleep(1)
-            end
-          end
-        end
-      end
-      if live > SEM_VALUE then
-        log_violation(('semaphore: %d live holders at once (worker %d)'):format(live, i))
-      end
+      report(b:enter(Board.PERMIT))
       spin(math.random(0, 300))
-      set_slot(ctl, i, 0)
+      b:leave()
       ctl:add(C.OPS, 1)
     end
     while ctl:unpack('<i8', C.STOP) == 0 do
@@ -273,22 +192,35 @@ T.semaphore = {
 }
 
 -- queue: workers 1-2 produce, 3-4 receive, 5-6 receive with `with`.
-local Q_MAXID = long and (1 << 21) or (1 << 17)
+-- Exact bookkeeping, in each worker's spare board word (read by the driver
+-- only once the worker is reaped, when it is stable):
+-- * producer i sends message (i, k), k = its word, and moves the word to
+--   k + 1 only after send() returned; a killed producer's (i, k) is
+--   "uncertain" (sent or not) and the driver moves the word past it.
+-- * a `receive` receiver's word is 1 from before receive() to after the
+--   receipt is counted: only a victim reaped with 1 may have taken one
+--   message with it (receive is destructive).
+-- * a `with` receiver's word is the id inside fn, set before counting: only
+--   a victim reaped with an id there may cause one duplicate of that id
+--   (redelivery).  A `with` victim never excuses a loss.
+local Q_MAXK = long and (1 << 20) or (1 << 16) -- messages per producer
+local Q_MAXID = 2 * Q_MAXK
 local function q_payload(id)
   local n = (id * 7919) % 200
   return string.pack('<i8I4', id, (id * 2654435761 + n) % 4294967296) .. string.rep(string.char(id % 251), n)
 end
 local function q_role(i) return i <= 2 and 'producer' or i <= 4 and 'receiver' or 'with' end
+local function q_id(i, k) return (k - 1) * 2 + i end
 local function q_check(ctl, msg, prio, who)
-  if #msg < 12 then log_violation(('queue: short message (%d bytes) received by %s'):format(#msg, who)) return end
-  local id = string.unpack('<i8', msg)
+  local id = #msg >= 12 and string.unpack('<i8', msg) or -1
   if id < 1 or id > Q_MAXID or msg ~= q_payload(id) or prio ~= id % 3 then
     ctl:add(C.E, 1)
     log_violation(('queue: corrupt message (id %d, %d bytes, priority %s) received by %s'):format(
       id, #msg, tostring(prio), who))
-    return
+    return nil
   end
-  ctl:add(IDS + 8 * id, 1)
+  ctl:add(IDS + 8 * id, 1) -- one add: a kill cannot split the receipt
+  return id
 end
 
 T.queue = {
@@ -296,41 +228,68 @@ T.queue = {
   setup = function(ctx)
     ctx.ctl_size = IDS + 8 * (Q_MAXID + 1)
     ctx.q = ipc.queue(ctx.name, { max_count = 64, max_size = 256, cleanup = true })
+    ctx.uncertain, ctx.dup_ok, ctx.lost_ok = {}, {}, 0
+  end,
+  init = function(ctx)
+    for i = 1, 2 do ctx.board:put(i, Board.AUX, 1) end
   end,
   role = q_role,
   worker = function(ctx, i)
     local q = ipc.queue(ctx.name)
-    local ctl = ctx.ctl
+    local ctl, b = ctx.ctl, ctx.board
     local role = q_role(i)
+    local function put(v) b:put(i, Board.AUX, v) end
     if role == 'producer' then
       while ctl:unpack('<i8', C.STOP) == 0 do
-        if ctl:unpack('<i8', C.A) >= Q_MAXID then ipc.sleep(10) goto continue end
-        do
-          local id = ctl:add(C.A, 1) -- allocated ids: 1..A
-          local p = q_payload(id)
+        local k = b:get(i, Board.AUX)
+        if k >= Q_MAXK then ipc.sleep(10) else
+          local id = q_id(i, k)
           -- a little slower than flat out, so that a long run does not
-          -- exhaust the id space (Q_MAXID) before its kills are done
-          if id % 32 == 0 then ipc.sleep(1) end
-          while not q:send(p, id % 3, 100) do
-            if ctl:unpack('<i8', C.STOP) ~= 0 then ctl:add(C.B, 1) return end -- never sent
-          end
+          -- exhaust the id space before its kills are done
+          if k % 16 == 0 then ipc.sleep(1) end
+          local sent = false
+          while not sent and ctl:unpack('<i8', C.STOP) == 0 do sent = q:send(q_payload(id), id % 3, 100) end
+          if sent then put(k + 1) end -- else never sent: the word stays k
         end
-        ::continue::
       end
     else
       -- receivers run until STOP == 2 and the queue is empty
       while true do
         if role == 'receiver' then
+          put(1)
           local msg, prio = q:receive(100)
-          if msg then q_check(ctl, msg, prio, role) elseif ctl:unpack('<i8', C.STOP) == 2 then return end
+          if msg then q_check(ctl, msg, prio, role) end
+          put(0)
+          if not msg and ctl:unpack('<i8', C.STOP) == 2 then return end
         else
           local ok = q:with(function(msg, prio)
+            local id = #msg >= 12 and string.unpack('<i8', msg)
+            if id and id >= 1 and id <= Q_MAXID then put(id) end
             q_check(ctl, msg, prio, role)
             spin(math.random(0, 200))
           end, 100)
+          put(0)
           if not ok and ctl:unpack('<i8', C.STOP) == 2 then return end
         end
       end
+    end
+  end,
+  -- worker i is dead (killed or exited): read its word
+  reap = function(ctx, i)
+    local b = ctx.board
+    local w = b:get(i, Board.AUX)
+    local role = q_role(i)
+    if role == 'producer' then
+      if w < Q_MAXK then
+        ctx.uncertain[q_id(i, w)] = true
+        b:put(i, Board.AUX, w + 1)
+      end
+    elseif role == 'receiver' then
+      if w == 1 then ctx.lost_ok = ctx.lost_ok + 1 end
+      b:put(i, Board.AUX, 0)
+    else
+      if w > 0 then ctx.dup_ok[w] = (ctx.dup_ok[w] or 0) + 1 end
+      b:put(i, Board.AUX, 0)
     end
   end,
   stop = function(ctx, workers)
@@ -339,6 +298,8 @@ T.queue = {
     for i = 1, 2 do
       local c, how = workers[i]:wait(15000)
       if c ~= 0 then log_violation(('queue: producer %d did not stop (%s %s)'):format(i, tostring(c), tostring(how))) end
+      -- a clean stop leaves the word at the first message not sent
+      if c ~= 0 then T.queue.reap(ctx, i) end
     end
     ctl:pack(C.STOP, '<i8', 2)
     for i = 3, #workers do
@@ -358,22 +319,36 @@ T.queue = {
     if info.count ~= 0 or info.in_flight ~= 0 then
       log_violation(('queue: count %d, in_flight %d after the final drain'):format(info.count, info.in_flight))
     end
-    local n = ctl:unpack('<i8', C.A)
-    local lost, dup, max = 0, 0, 0
-    local raw = ctl:read(IDS, 8 * (n + 1))
-    for id = 1, n do
-      local c = string.unpack('<i8', raw, 8 * id + 1)
-      if c == 0 then lost = lost + 1 elseif c > 1 then dup = dup + c - 1 end
-      if c > max then max = c end
+    local raw = ctl:read(IDS, 8 * (Q_MAXID + 1))
+    local lost, dup, inrange, n = 0, 0, 0, 0
+    for i = 1, 2 do
+      for k = 1, ctx.board:get(i, Board.AUX) - 1 do
+        local id = q_id(i, k)
+        local c = string.unpack('<i8', raw, 8 * id + 1)
+        inrange = inrange + c
+        if not ctx.uncertain[id] then n = n + 1 end
+        if c == 0 and not ctx.uncertain[id] then lost = lost + 1 end
+        if c > 1 + (ctx.dup_ok[id] or 0) then
+          dup = dup + 1
+          log_violation(('queue: message %d received %d times, %d explained by kills in with'):format(id, c,
+            ctx.dup_ok[id] or 0))
+        end
+      end
     end
-    local k = ctx.kills_by_role
-    local lost_ok = (k.producer or 0) + (k.receiver or 0) + ctl:unpack('<i8', C.B)
-    local dup_ok = k.with or 0
-    ctx.qstats = ('messages %d sent, %d lost (allowed <= %d), %d duplicates (allowed <= %d), %d corrupt')
-      :format(n, lost, lost_ok, dup, dup_ok, ctl:unpack('<i8', C.E))
+    local total = 0
+    for id = 1, Q_MAXID do total = total + string.unpack('<i8', raw, 8 * id + 1) end
+    if total ~= inrange then
+      log_violation(('queue: %d receipts of messages that were never sent'):format(total - inrange))
+    end
+    local ndup_ok = 0
+    for _, v in pairs(ctx.dup_ok) do ndup_ok = ndup_ok + v end
+    ctx.qstats = ('messages %d sent, %d lost (allowed <= %d receive victims), %d duplicated (%d with victims), %d corrupt')
+      :format(n, lost, ctx.lost_ok, dup, ndup_ok, ctl:unpack('<i8', C.E))
     ctx.messages = n
-    if lost > lost_ok then log_violation(('queue: %d messages lost, at most %d explained by kills'):format(lost, lost_ok)) end
-    if dup > dup_ok then log_violation(('queue: %d duplicates, at most %d explained by kills in with'):format(dup, dup_ok)) end
+    if lost > ctx.lost_ok then
+      log_violation(('queue: %d messages lost, at most %d explained by receivers killed inside receive'):format(lost,
+        ctx.lost_ok))
+    end
   end,
   stats = function(ctx) return ctx.qstats or '' end,
 }
@@ -698,19 +673,34 @@ local function run_type(tname)
   local ctx = { name = 'torture' .. tname .. ipc.uid(), n = spec.nworkers, kills = 0, kills_by_role = {} }
   spec.setup(ctx)
   ctx.ctl = ipc.shm(ctx.name .. 'ctl', { size = ctx.ctl_size or IDS, cleanup = true })
+  ctx.board = Board.open(ctx.ctl, BOARD, ctx.n, { limit = spec.limit })
+  if spec.init then spec.init(ctx) end
   local before = count_lines(logpath)
   local t0 = ipc.clock()
 
   local function start(i)
-    return ipc.fork(function()
+    local h = ipc.fork(function()
       math.randomseed(ipc.pid() * 7 + i, math.floor(ipc.clock() * 1000))
-      local ok, err = pcall(spec.worker, ctx, i)
+      local ok, err = pcall(function()
+        if spec.board then ctx.board:join(i) end
+        spec.worker(ctx, i)
+      end)
       if not ok then
         log_violation(('%s: worker %d raised: %s'):format(tname, i, tostring(err)))
         os.exit(3)
       end
       os.exit(0)
     end)
+    -- a board worker can be a victim only once it has joined (its token
+    -- is what the killer records)
+    if spec.board and not wait_until(function() return ctx.board:joined_pid(i) == h.pid end, 10000) then
+      log_violation(('%s: worker %d (pid %d) did not join the board within 10 s'):format(tname, i, h.pid))
+    end
+    return h
+  end
+  -- before a SIGKILL: record the victim on the board
+  local function doom(i, h)
+    if spec.board and ctx.board:joined_pid(i) == h.pid then ctx.board:record_victim(i, h.pid) end
   end
 
   local workers = {}
@@ -724,6 +714,7 @@ local function run_type(tname)
     ipc.sleep(math.random() * 2 * CFG.gap_ms)
     local i = math.random(ctx.n)
     local h = workers[i]
+    doom(i, h)
     h:kill(9)
     local c, how, sig = h:wait(10000)
     if how == 'signal' and sig == 9 then
@@ -735,6 +726,7 @@ local function run_type(tname)
     else
       exits = exits + 1 -- ended on its own before the kill: its error is logged
     end
+    if spec.reap and (c ~= nil or how ~= nil) then spec.reap(ctx, i) end
     if spec.after_kill then spec.after_kill(ctx, i, ctx.kills) end
     workers[i] = start(i)
   end
@@ -743,7 +735,10 @@ local function run_type(tname)
   if spec.stop then
     spec.stop(ctx, workers)
   elseif spec.kill_all_at_end then
-    for i = 1, ctx.n do workers[i]:kill(9) end
+    for i = 1, ctx.n do
+      doom(i, workers[i])
+      workers[i]:kill(9)
+    end
     for i = 1, ctx.n do
       local c, how = workers[i]:wait(10000)
       if how == 'signal' then ctx.kills = ctx.kills + 1 elseif c ~= 0 then exits = exits + 1 end

@@ -26,6 +26,9 @@ typedef struct ev_body {
 	uint32_t state;
 	uint32_t used; /* occupied slots (a hint; recounted on repair) */
 	uint64_t next_seq;
+	/* auto-reset sets, for rates (ipcsh top), under lock; a manual event
+	 * counts its sets (clear -> set) in the generation of `state` */
+	uint64_t n_sets;
 	_Alignas(64) ev_slot slots[IPC_EVENT_SLOTS];
 } ev_body;
 
@@ -218,6 +221,7 @@ int ipc_event_set(ipc_segment *seg, unsigned sigsnap, ipc_error *err)
 		return r;
 	if (!load32(&b->used) || !grant_one(b))
 		__atomic_fetch_or(&b->state, 1u, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&b->n_sets, b->n_sets + 1, __ATOMIC_RELAXED);
 	unlock(b);
 	return IPC_OK;
 }
@@ -372,6 +376,8 @@ int ipc_event_info(ipc_segment *seg, ipc_event_state *st, ipc_error *err)
 			st->pids[st->waiters++] = IPC_TOKEN_PID(t);
 	}
 	st->is_set = (int)(load32(&b->state) & 1);
+	st->sets =
+	    st->auto_reset ? __atomic_load_n(&b->n_sets, __ATOMIC_RELAXED) : load32(&b->state) >> 1;
 	unlock(b);
 	return IPC_OK;
 }

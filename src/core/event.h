@@ -26,6 +26,7 @@ typedef struct ipc_event_state {
 	int auto_reset;
 	int waiters;                   /* live registered waiters */
 	int32_t pids[IPC_EVENT_SLOTS]; /* their pids */
+	uint64_t sets;                 /* sets so far (ipcsh top) */
 } ipc_event_state;
 
 /* Reaps dead waiters, then reports. */

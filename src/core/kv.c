@@ -381,6 +381,7 @@ int ipc_kv_set(ipc_kv *kv, const void *key, size_t klen, const void *val, size_t
 	commit(link, first);
 	crash_point("set:committed");
 	b->gen++;
+	__atomic_store_n(&b->sets, b->sets + 1, __ATOMIC_RELAXED); /* under lock */
 	if (old)
 		return free_record(kv, old, err);
 	b->count++;

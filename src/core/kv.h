@@ -35,6 +35,7 @@ typedef struct ipc_kv_body {
 	uint32_t reserved;
 	uint64_t repairs; /* times a repair ran (owner died / corruption) */
 	uint64_t gen;     /* bumped by every committed mutation */
+	uint64_t sets;    /* committed sets, for rates (ipcsh top); under lock */
 } ipc_kv_body;
 
 /* A process-local view of one table, computed from the (checksummed)

@@ -21,6 +21,12 @@ static ipc_mutex_local *local_of(ipc_segment *seg)
 	return l;
 }
 
+/* A counter bumped only under a lock its writers hold: no RMW needed. */
+static inline void count(uint64_t *c)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
 static int mutex_layout(const uint64_t *params, uint64_t *body_size, ipc_error *err)
 {
 	(void)params, (void)err;
@@ -171,6 +177,7 @@ int ipc_mutex_lock(ipc_segment *seg, int shared, const ipc_deadline *dl, unsigne
 				return r;
 			}
 		}
+		count(&b->n_exclusive); /* under w */
 		l->mode = IPC_HELD_EXCLUSIVE;
 		return IPC_OK;
 	}
@@ -185,8 +192,10 @@ int ipc_mutex_lock(ipc_segment *seg, int shared, const ipc_deadline *dl, unsigne
 		reap_readers(b);
 		k = ipc_slot_claim(b->reader, sizeof(ipc_token), IPC_MUTEX_READERS, me);
 	}
-	if (k >= 0)
+	if (k >= 0) {
 		b->readers++;
+		count(&b->n_shared); /* under i */
+	}
 	ipc_rlock_unlock(&b->i);
 	ipc_rlock_unlock(&b->w);
 	if (k < 0)
@@ -253,6 +262,8 @@ int ipc_mutex_state_get(ipc_segment *seg, ipc_mutex_state *st, ipc_error *err)
 				st->holders[st->nholders++] = IPC_TOKEN_PID(b->reader[k]);
 	}
 	st->waiters = b->waiters;
+	st->n_exclusive = __atomic_load_n(&b->n_exclusive, __ATOMIC_RELAXED);
+	st->n_shared = __atomic_load_n(&b->n_shared, __ATOMIC_RELAXED);
 	ipc_rlock_unlock(&b->i);
 	return IPC_OK;
 }

@@ -31,6 +31,8 @@ typedef struct ipc_mutex_body {
 	uint32_t pad;
 	ipc_token reader[IPC_MUTEX_READERS]; /* shared holders, guarded by i */
 	ipc_token waiter[IPC_MUTEX_WAITERS]; /* processes blocked in lock, by i */
+	/* acquisitions, for rates (ipcsh top): plain stores under w / i */
+	uint64_t n_exclusive, n_shared;
 } ipc_mutex_body;
 
 /* Process-local state (seg->local). */
@@ -54,6 +56,7 @@ typedef struct ipc_mutex_state {
 	uint32_t nholders;
 	int32_t holders[IPC_MUTEX_READERS];
 	uint32_t waiters;
+	uint64_t n_exclusive, n_shared; /* acquisitions so far */
 } ipc_mutex_state;
 /* A snapshot for info(); reaps dead readers and waiters on the way. */
 int ipc_mutex_state_get(ipc_segment *seg, ipc_mutex_state *st, ipc_error *err);

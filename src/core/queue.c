@@ -647,6 +647,12 @@ static int q_wait_turn(ipc_queue *v, uint32_t *word, uint32_t kind, int *spun,
 	return IPC_OK;
 }
 
+/* A counter bumped only under the queue's lock: no RMW needed. */
+static inline void count(uint64_t *c)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
 int ipc_queue_send(ipc_queue *v, const void *msg, size_t len, uint32_t prio, const ipc_deadline *dl,
                    ipc_error *err)
 {
@@ -687,6 +693,7 @@ int ipc_queue_send(ipc_queue *v, const void *msg, size_t len, uint32_t prio, con
 			/* receivers wait only on an empty queue */
 			if (q->count++ == 0)
 				bump(&q->recv_seq);
+			count(&q->sent);
 			if (q->recv_waiters &&
 			    wake_one(&q->recv_seq, q->recv_waiters, &q->recv_wakes) &&
 			    maybe_sweep(v, err) != IPC_OK)
@@ -743,6 +750,7 @@ int ipc_queue_receive(ipc_queue *v, void *buf, size_t *len, uint32_t *prio, ipc_
 				continue;
 			}
 			CRASH_AT(11);
+			count(&q->received);
 			ipc_qcell *c = &v->cells[ci];
 			memcpy(buf, v->data + (uint64_t)ci * v->slot, c->len);
 			*len = c->len;
@@ -870,6 +878,8 @@ int ipc_queue_stat(ipc_queue *v, ipc_queue_stats *st, ipc_error *err)
 	st->send_waiters = q->send_waiters;
 	st->repairs = q->repairs;
 	st->wakeups = q->wakeups;
+	st->sent = __atomic_load_n(&q->sent, __ATOMIC_RELAXED);
+	st->received = __atomic_load_n(&q->received, __ATOMIC_RELAXED);
 	q_unlock(v);
 	return IPC_OK;
 }

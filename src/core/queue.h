@@ -58,9 +58,10 @@ typedef struct ipc_qhdr {
 	/* wakes issued to sleepers that have not re-checked yet: a wake is
 	 * only issued while waiters > wakes (no storm of useless wake calls) */
 	uint32_t recv_wakes, send_wakes;
-	uint64_t repairs;      /* times the derived state was rebuilt */
-	uint64_t wakeups;      /* times a sleeper came back to re-check */
-	int64_t last_sweep_ns; /* last check for dead registered sleepers */
+	uint64_t repairs;        /* times the derived state was rebuilt */
+	uint64_t wakeups;        /* times a sleeper came back to re-check */
+	uint64_t sent, received; /* messages, for rates (ipcsh top); under lock */
+	int64_t last_sweep_ns;   /* last check for dead registered sleepers */
 	/* Futex words, each on its own line: recv_seq is bumped when the
 	 * queue stops being empty (and when messages are put back), send_seq
 	 * when it stops being full (and when in-flight cells are freed). */
@@ -94,6 +95,7 @@ typedef struct ipc_queue_stats {
 	uint32_t count, in_flight, max_count, max_size;
 	uint32_t recv_waiters, send_waiters;
 	uint64_t repairs, wakeups;
+	uint64_t sent, received; /* messages so far */
 } ipc_queue_stats;
 
 extern const ipc_type_ops ipc_queue_ops;

@@ -114,14 +114,21 @@ static int lock_i(ipc_sem_body *b, const ipc_deadline *dl, ipc_error *err)
 
 /* --- operations -------------------------------------------------------- */
 
+static inline void count(uint64_t *c, int64_t n)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + (uint64_t)n, __ATOMIC_RELAXED);
+}
+
 static int try_take(ipc_sem_body *b, const ipc_deadline *dl, ipc_error *err)
 {
 	if (!b->undo) {
 		int64_t v = __atomic_load_n(&b->value, __ATOMIC_SEQ_CST);
 		while (v > 0)
 			if (__atomic_compare_exchange_n(&b->value, &v, v - 1, 1, __ATOMIC_SEQ_CST,
-			                                __ATOMIC_SEQ_CST))
+			                                __ATOMIC_SEQ_CST)) {
+				count(&b->n_taken, 1);
 				return IPC_OK;
+			}
 		return IPC_TIMEOUT;
 	}
 	if (__atomic_load_n(&b->value, __ATOMIC_SEQ_CST) <= 0)
@@ -147,6 +154,7 @@ static int try_take(ipc_sem_body *b, const ipc_deadline *dl, ipc_error *err)
 			b->holder[k].held++;
 			__atomic_store_n(&b->value, b->value - 1, __ATOMIC_SEQ_CST);
 			commit(b);
+			count(&b->n_taken, 1);
 			r = IPC_OK;
 		}
 	}
@@ -165,6 +173,7 @@ int ipc_sem_post(ipc_segment *seg, int64_t n, ipc_error *err)
 				                (long long)b->max);
 		} while (!__atomic_compare_exchange_n(&b->value, &v, v + n, 1, __ATOMIC_SEQ_CST,
 		                                      __ATOMIC_SEQ_CST));
+		count(&b->n_posted, n);
 		wake(b, n);
 		return IPC_OK;
 	}
@@ -201,6 +210,7 @@ int ipc_sem_post(ipc_segment *seg, int64_t n, ipc_error *err)
 		left -= paid;
 		commit(b);
 	}
+	count(&b->n_posted, n);
 	ipc_rlock_unlock(&b->i);
 	wake(b, n);
 	return IPC_OK;

@@ -37,6 +37,10 @@ typedef struct ipc_sem_body {
 	int64_t j_held;
 	ipc_token waiter[IPC_SEM_SLOTS];
 	ipc_sem_holder holder[IPC_SEM_SLOTS];
+	/* permits posted / taken, for rates (ipcsh top): under `i` in undo
+	 * mode (exact); a relaxed load + store after the lock-free CAS
+	 * otherwise (no extra atomic RMW: concurrent updates may drop one) */
+	uint64_t n_posted, n_taken;
 } ipc_sem_body;
 
 extern const ipc_type_ops ipc_semaphore_ops;

@@ -74,6 +74,10 @@ static void event_push_info(lua_State *L, ipcl_handle *h)
 		lua_rawseti(L, -2, i + 1);
 	}
 	lua_setfield(L, -2, "waiter_pids");
+	lua_createtable(L, 0, 1); /* rate counters (ipcsh top) */
+	lua_pushinteger(L, (lua_Integer)st.sets);
+	lua_setfield(L, -2, "sets");
+	lua_setfield(L, -2, "counters");
 }
 
 static const luaL_Reg event_methods[] = {

@@ -357,6 +357,7 @@ static void kv_push_info(lua_State *L, ipcl_handle *h)
 	uint64_t count = __atomic_load_n(&kv->b->count, __ATOMIC_RELAXED);
 	uint64_t nfree = __atomic_load_n(&kv->b->free_count, __ATOMIC_RELAXED);
 	uint64_t repairs = __atomic_load_n(&kv->b->repairs, __ATOMIC_RELAXED);
+	uint64_t sets = __atomic_load_n(&kv->b->sets, __ATOMIC_RELAXED);
 	if (r == IPC_OK)
 		kv_unlock(h);
 	if (r == IPC_TIMEOUT) {
@@ -368,6 +369,10 @@ static void kv_push_info(lua_State *L, ipcl_handle *h)
 		nfree = kv->nchunks;
 	lua_pushinteger(L, (lua_Integer)count);
 	lua_setfield(L, -2, "count");
+	lua_createtable(L, 0, 1); /* rate counters (ipcsh top) */
+	lua_pushinteger(L, (lua_Integer)sets);
+	lua_setfield(L, -2, "sets");
+	lua_setfield(L, -2, "counters");
 	lua_pushinteger(L, (lua_Integer)size);
 	lua_setfield(L, -2, "size");
 	lua_pushinteger(L, (lua_Integer)(size - nfree * IPC_KV_CHUNK));

@@ -174,6 +174,12 @@ static void mutex_push_info(lua_State *L, ipcl_handle *h)
 	lua_setfield(L, -2, "holders");
 	lua_pushinteger(L, st.waiters);
 	lua_setfield(L, -2, "waiters");
+	lua_createtable(L, 0, 2); /* rate counters (ipcsh top) */
+	lua_pushinteger(L, (lua_Integer)st.n_exclusive);
+	lua_setfield(L, -2, "exclusive");
+	lua_pushinteger(L, (lua_Integer)st.n_shared);
+	lua_setfield(L, -2, "shared");
+	lua_setfield(L, -2, "counters");
 }
 
 static const luaL_Reg mutex_methods[] = {

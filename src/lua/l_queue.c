@@ -224,6 +224,10 @@ static void queue_push_info(lua_State *L, ipcl_handle *h)
 	set_int(L, "waiters", (lua_Integer)st.recv_waiters + st.send_waiters);
 	set_int(L, "wakeups", (lua_Integer)st.wakeups);
 	set_int(L, "repairs", (lua_Integer)st.repairs);
+	lua_createtable(L, 0, 2); /* rate counters (ipcsh top) */
+	set_int(L, "sent", (lua_Integer)st.sent);
+	set_int(L, "received", (lua_Integer)st.received);
+	lua_setfield(L, -2, "counters");
 }
 
 static int queue_on_open(lua_State *L, ipcl_handle *h)

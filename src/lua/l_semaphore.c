@@ -93,6 +93,12 @@ static void sem_push_info(lua_State *L, ipcl_handle *h)
 	lua_setfield(L, -2, "undo");
 	lua_pushinteger(L, ipc_sem_waiters(h->seg));
 	lua_setfield(L, -2, "waiters");
+	lua_createtable(L, 0, 2); /* rate counters (ipcsh top) */
+	lua_pushinteger(L, (lua_Integer)__atomic_load_n(&b->n_posted, __ATOMIC_RELAXED));
+	lua_setfield(L, -2, "posted");
+	lua_pushinteger(L, (lua_Integer)__atomic_load_n(&b->n_taken, __ATOMIC_RELAXED));
+	lua_setfield(L, -2, "taken");
+	lua_setfield(L, -2, "counters");
 }
 
 static const luaL_Reg sem_methods[] = {
