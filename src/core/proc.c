@@ -131,11 +131,13 @@ int ipc_child_wait(ipc_child *c, const ipc_deadline *dl, unsigned sigsnap, ipc_e
 		int r = try_reap(c, err);
 		if (r != 0)
 			return r > 0 ? IPC_OK : IPC_ERR;
+		/* The signal first: one that arrived during the last slice must
+		 * not be lost to the timeout (the next call takes a new snapshot). */
+		if (ipc_signal_since(sigsnap))
+			return IPC_INTERRUPTED;
 		int64_t left = ipc_deadline_left(dl);
 		if (left <= 0)
 			return IPC_TIMEOUT;
-		if (ipc_signal_since(sigsnap))
-			return IPC_INTERRUPTED;
 		/* A signal landing between the check above and the sleep is seen
 		 * after at most one slice. */
 		int64_t slice = left < 20000000 ? left : 20000000;
