@@ -246,6 +246,9 @@ inline mutex_lock()
 #ifdef MUTANT_EARLY_W
 		RL_UNLOCK(W);
 #endif
+		/* bounded overtaking (bound 0): a reader registers only while it
+		 * holds w, and a writer holds w from take_w to unlock */
+		assert(lk_own[W] == tok);
 		slot_claim(reader, NREADERS);
 		if
 		:: k == NONE ->
