@@ -62,7 +62,8 @@ CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
 LUA_OBJ := $(LUA_SRC:%.c=$(B)/%.o) $(B)/embedded.o
 RUNNER_OBJ := $(RUNNER_SRC:%.c=$(B)/%.o)
 
-.PHONY: all test bench bench-ir install uninstall clean format check-format torture fuzz fuzz-quick fuzz-check valgrind
+.PHONY: all test bench bench-ir install uninstall clean format check-format torture fuzz fuzz-quick \
+	fuzz-check valgrind model model-mutants
 all: $(BIN)/ipcsh $(BIN)/interprocess.so
 
 $(BIN)/ipcsh: $(RUNNER_OBJ) $(LUA_OBJ) $(CORE_OBJ)
@@ -119,6 +120,14 @@ valgrind: all
 	LUA_CPATH="$(BIN)/?.so;;" valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
 		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 \
 		lua5.4 torture/memcheck.lua; st=$$?; rm -rf "$$IPCSH_DIR"; exit $$st
+
+# SPIN models of the crash-recovery protocols (models/, docs/design.md
+# "Model checking"); verifiers are built under $(B)/models.
+model:
+	sh models/run.sh $(B)
+
+model-mutants:
+	sh models/run.sh $(B) mutants
 
 bench: all
 	sh bench/run.sh $(if $(QUICK),quick,full)

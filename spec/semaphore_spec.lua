@@ -254,6 +254,33 @@ describe('semaphore', function()
     for _ = 1, V do assert.is_true(s:wait(0)) end
     assert.is_false(s:wait(0))
     s:post(V)
+  end)
+
+  -- models/semaphore.pml found it: a process killed after freeing a dead
+  -- holder's record but before clearing the journal left a rollback that
+  -- restored `held` into a free slot, so those permits never came back.
+  it('undo: a process killed while returning a dead holder\'s permits loses none', function()
+    local s <close> = new({ value = 1, max = 2, undo = true })
+    local c = H.spawn([[
+      local s = ipc.semaphore((select(2, ...)))
+      assert(s:wait(0))
+      ready()
+      ipc.sleep(10000)
+    ]], s.name)
+    H.guard(c, finally)
+    assert.truthy(c:wait_ready())
+    c:kill(9)
+    c:wait()
+    -- value() reaps the dead holder; the failpoint kills the reaper
+    -- between its last two stores of that record
+    local st = H.run_env({ IPCSH_FAILPOINT = 'sem.reaped' },
+      'ipc.semaphore(...):value()', s.name)
+    assert.equal(137, st)
+    assert.equal(1, s:value())
+    assert.is_true(s:wait(0))
+    assert.is_false(s:wait(0))
+    s:post()
+    assert.equal(1, s:value())
     s:remove()
   end)
 end)

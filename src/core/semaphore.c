@@ -1,5 +1,6 @@
 #include "semaphore.h"
 
+#include "failpoint.h"
 #include "signals.h"
 #include "slots.h"
 #include "wait.h"
@@ -78,8 +79,13 @@ static int64_t reap_holders(ipc_sem_body *b)
 			give = room(b->max, b->value);
 		b->value += give;
 		h->held = 0;
-		__atomic_store_n(&h->token, 0, __ATOMIC_RELEASE);
+		/* Commit before freeing the record: a rollback after a death
+		 * between the two would restore held into a slot no longer
+		 * owned by anyone, and those permits would be lost for good
+		 * (found by models/semaphore.pml). */
 		commit(b);
+		ipc_failpoint("sem.reaped");
+		__atomic_store_n(&h->token, 0, __ATOMIC_RELEASE);
 		returned += give;
 	}
 	return returned;
