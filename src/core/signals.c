@@ -29,7 +29,10 @@ typedef struct cleanup_chunk {
 	cleanup_entry e[CHUNK];
 } cleanup_chunk;
 
-static cleanup_chunk *volatile chunks;
+/* The first chunk is static: most processes need no more, and nothing is
+ * left on the heap when the module is unloaded (lua5.4 dlcloses it). */
+static cleanup_chunk first_chunk;
+static cleanup_chunk *volatile chunks = &first_chunk;
 static volatile unsigned sigcount;
 static volatile sig_atomic_t in_wait;
 static const int handled[] = {SIGINT, SIGTERM, SIGHUP};
@@ -190,6 +193,30 @@ void ipc_cleanup_forget(const char *path)
 		for (int i = 0; i < CHUNK; i++)
 			if (c->e[i].pid && c->e[i].path && strcmp(c->e[i].path, path) == 0)
 				retire(&c->e[i]);
+}
+
+/* Chunks after the first are heap memory: give them back when the module
+ * is unloaded, with the signals whose handler walks them blocked.  Its
+ * atexit handler would run after this (at the same dlclose): the cleanup
+ * happens here first, as it would there. */
+__attribute__((destructor)) static void free_chunks(void)
+{
+	ipc_cleanup_run();
+	sigset_t set, old;
+	sigemptyset(&set);
+	for (int i = 0; i < 3; i++)
+		sigaddset(&set, handled[i]);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	cleanup_chunk *c = first_chunk.next;
+	first_chunk.next = NULL;
+	while (c) {
+		cleanup_chunk *next = c->next;
+		for (int i = 0; i < CHUNK; i++)
+			free(c->e[i].path);
+		free(c);
+		c = next;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 void ipc_cleanup_run(void)
