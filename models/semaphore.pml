@@ -8,7 +8,16 @@
  *   MUTANT_NO_JOURNAL  changes under i are not journalled (journal() is a no-op)
  *   MUTANT_NO_REAP     dead holders' permits are not returned
  *   MUTANT_FREE_BEFORE_COMMIT  reap_holders frees the record before clearing
- *                      the journal: the bug this model found (needs MAXD=2) */
+ *                      the journal: the bug this model found (needs MAXD=2)
+ *   MUTANT_VALUE_FIRST post adds n to the value in its first step and pays
+ *                      other holders in later steps: the order before the fix
+ *                      (a death between steps counts a permit twice)
+ *   MUTANT_NO_PAY_JOURNAL  post pays another holder (value and held, two
+ *                      stores) without a journal step
+ *
+ * A "give" op (at most NGIVE per run) posts without waiting: one process
+ * took a permit, another gives it back.  budget (ghost) is the number of
+ * permits in existence; value + permits held == budget whenever i is free. */
 
 #ifndef NPROC
 #define NPROC 3
@@ -24,6 +33,9 @@
 #define INIT 1  /* initial value, below max: a permit given back twice shows */
 #define MAX 2
 #define NSLOTS 3 /* IPC_SEM_SLOTS, scaled down */
+#ifndef NGIVE
+#define NGIVE 1
+#endif
 
 #include "common.pml"
 
@@ -36,6 +48,8 @@ byte htok[NSLOTS]; /* holder[k].token */
 byte held[NSLOTS]; /* holder[k].held */
 
 byte nin;     /* ghost: live processes between wait's return and post */
+byte budget = INIT, j_budget; /* ghost: permits in existence; journalled */
+byte ngive;   /* ghost: give ops begun */
 bool final_ok;
 
 #define OK 0
@@ -56,11 +70,19 @@ bool final_ok;
 
 #define ROOM ((value <= MAX) -> (MAX - value) : 0)
 
+/* permits held by records still owned (a freed record holds nothing) */
+#define HELD ((htok[0] != 0 -> held[0] : 0) + (htok[1] != 0 -> held[1] : 0) + \
+              (htok[2] != 0 -> held[2] : 0))
+/* a post's store of value: the part not matched by permits held is new */
+#define POSTV(x) DIE_OR(atomic { assert((x) <= MAX);                          \
+	budget = budget + (((x) - value > HELD) -> ((x) - value - HELD) : 0);  \
+	assert(budget <= MAX); value = (x) })
+
 inline journal(slot)
 {
 #ifndef MUTANT_NO_JOURNAL
 	DIE_OR(j_slot = slot);
-	DIE_OR(j_value = value);
+	DIE_OR(atomic { j_value = value; j_budget = budget });
 	if
 	:: slot != NONE -> DIE_OR(j_held = held[slot])
 	:: else -> DIE_OR(j_held = 0)
@@ -131,6 +153,7 @@ inline lock_i()
 		if
 		:: j_valid ->
 			SETV(j_value);
+			budget = j_budget;
 			if
 			:: j_slot != NONE -> DIE_OR(held[j_slot] = j_held)
 			:: else
@@ -142,7 +165,9 @@ inline lock_i()
 		reap_waiters();
 		RL_CONSISTENT(I)
 	:: else
-	fi
+	fi;
+	/* i is ours and repaired: no change is half done */
+	assert(value + HELD == budget)
 }
 
 #define slot_find(tab, N)                                                      \
@@ -284,24 +309,63 @@ inline sem_wait() /* ipc_sem_wait; sets r */
 	fi
 }
 
-inline sem_post() /* ipc_sem_post(1) */
+inline sem_post() /* ipc_sem_post(1); sets r */
 {
 	lock_i();
 	if
 	:: 1 > ROOM -> RL_UNLOCK(I); r = FAIL
 	:: else ->
 		slot_find(htok, NSLOTS);
+		left = 1;
+#ifdef MUTANT_VALUE_FIRST
 		journal(k);
-		SETV(value + 1);
+		POSTV(value + 1);
 		if
-		:: k != NONE ->
-			if
-			:: held[k] > 1 -> DIE_OR(held[k]--)
-			:: else -> DIE_OR(held[k] = 0)
-			fi
+		:: k != NONE && held[k] > 0 -> DIE_OR(held[k]--); left = 0
 		:: else
 		fi;
 		commit();
+#else
+		/* step 1: our own permit, value and held in one journal step */
+		if
+		:: k != NONE && held[k] > 0 ->
+			journal(k);
+			POSTV(value + 1);
+			DIE_OR(held[k]--);
+			left = 0;
+			commit()
+		:: else
+		fi;
+#endif
+		/* then other holders', one journal step each */
+		kk = 0;
+		do
+		:: kk < NSLOTS && left > 0 ->
+			if
+			:: kk != k && htok[kk] != 0 && held[kk] > 0 ->
+#ifndef MUTANT_NO_PAY_JOURNAL
+				journal(kk);
+#endif
+#ifndef MUTANT_VALUE_FIRST
+				POSTV(value + 1);
+#endif
+				DIE_OR(held[kk]--);
+				left = 0;
+#ifndef MUTANT_NO_PAY_JOURNAL
+				commit()
+#endif
+			:: else
+			fi;
+			kk++
+		:: else -> break
+		od;
+#ifndef MUTANT_VALUE_FIRST
+		/* the rest is new: one store */
+		if
+		:: left > 0 -> POSTV(value + left)
+		:: else
+		fi;
+#endif
 		RL_UNLOCK(I);
 		back = 1;
 		wake();
@@ -311,10 +375,10 @@ inline sem_post() /* ipc_sem_post(1) */
 
 proctype P(byte id; bool final)
 {
-	byte tok, r, k, kk, cnt, give, back, s0, polls, dl;
+	byte tok, r, k, kk, cnt, give, back, s0, polls, dl, left;
 	bool idied;
 	byte ops = 0;
-	bool in;
+	bool in, giver;
 
 restart:
 	new_token();
@@ -326,17 +390,22 @@ restart:
 		:: !final -> dl = FOREVER
 		:: !final -> dl = TIMED
 		:: !final -> dl = TRY
+		:: atomic { !final && ngive < NGIVE -> ngive++; giver = 1 }
 		fi;
-		sem_wait();
+		if
+		:: giver -> r = FAIL; sem_post(); giver = 0; r = FAIL
+		:: else -> sem_wait()
+		fi;
 		if
 		:: r == OK ->
-			atomic { nin++; in = 1; assert(nin <= INIT) };
+			/* a give may have paid for a permit still in use */
+			atomic { nin++; in = 1; assert(nin <= INIT + ngive) };
 			atomic { nin--; in = 0 };
 			sem_post();
 			assert(r == OK)
 		:: else
 		fi;
-		d_step { r = 0; k = 0; kk = 0; cnt = 0; give = 0; back = 0; s0 = 0; polls = 0; idied = 0 }
+		d_step { r = 0; k = 0; kk = 0; cnt = 0; give = 0; back = 0; s0 = 0; polls = 0; idied = 0; left = 0 }
 	:: else -> break
 	od;
 	if
@@ -354,7 +423,8 @@ died:
 		:: in -> nin--; in = 0
 		:: else
 		fi;
-		r = 0; k = 0; kk = 0; cnt = 0; give = 0; back = 0; s0 = 0; polls = 0; idied = 0
+		r = 0; k = 0; kk = 0; cnt = 0; give = 0; back = 0; s0 = 0; polls = 0; idied = 0; left = 0;
+		giver = 0
 	}
 	if
 	:: goto restart
@@ -382,5 +452,5 @@ init
 	run P(NPROC, 1);
 	_nr_pr == 1;
 	assert(final_ok);
-	assert(value == INIT && !j_valid && !lk_od[I] && lk_own[I] == 0)
+	assert(value == budget && value + HELD == budget && !j_valid && !lk_od[I] && lk_own[I] == 0)
 }

@@ -283,4 +283,33 @@ describe('semaphore', function()
     assert.equal(1, s:value())
     s:remove()
   end)
+
+  -- models/semaphore.pml found it: post added n to the value first and paid
+  -- other holders' permits in later journal steps, so a poster killed
+  -- before paying a dead holder left that permit both posted for and still
+  -- held, and the reap gave it back a second time (value 2 of initial 1).
+  it('undo: a process killed while paying a dead holder\'s permit counts it once', function()
+    local s <close> = new({ value = 1, max = 2, undo = true })
+    local c = H.spawn([[
+      local s = ipc.semaphore((select(2, ...)))
+      assert(s:wait(0))
+      ready()
+      ipc.sleep(10000)
+    ]], s.name)
+    H.guard(c, finally)
+    assert.truthy(c:wait_ready())
+    c:kill(9)
+    c:wait()
+    -- another process gives the permit back; the failpoint kills it
+    -- before the step that pays the dead holder's record
+    local st = H.run_env({ IPCSH_FAILPOINT = 'sem.post.step' },
+      'ipc.semaphore(...):post()', s.name)
+    assert.equal(137, st)
+    assert.equal(1, s:value())
+    assert.is_true(s:wait(0))
+    assert.is_false(s:wait(0))
+    s:post()
+    assert.equal(1, s:value())
+    s:remove()
+  end)
 end)

@@ -193,29 +193,32 @@ int ipc_sem_post(ipc_segment *seg, int64_t n, ipc_error *err)
 	/* A post settles permits still held: this process's first, then other
 	 * processes' (one took a permit, another gives it back), and only the
 	 * rest is new.  So value + all permits held never exceeds max, and a
-	 * holder that dies later gives back only what nobody posted for it. */
+	 * holder that dies later gives back only what nobody posted for it.
+	 * Each step moves value and one holder's held together under the
+	 * journal: with value added up front, a death before a later step left
+	 * a dead holder's permit both posted for and still held, returned twice
+	 * by the reap (found by models/semaphore.pml). */
 	int k = ipc_slot_find(b->holder, sizeof(ipc_sem_holder), IPC_SEM_SLOTS, ipc_self_token());
-	journal(b, k);
-	__atomic_store_n(&b->value, b->value + n, __ATOMIC_SEQ_CST);
 	int64_t left = n;
-	if (k >= 0) {
-		ipc_sem_holder *h = &b->holder[k];
-		/* the slot stays ours (cheap to find next time) until we die */
-		int64_t paid = h->held > left ? left : (h->held > 0 ? h->held : 0);
-		h->held -= paid;
-		left -= paid;
-	}
-	commit(b);
-	for (int j = 0; j < IPC_SEM_SLOTS && left > 0; j++) {
-		ipc_sem_holder *h = &b->holder[j];
-		if (j == k || !h->token || h->held <= 0)
+	/* ours first (the slot stays ours, cheap to find next time, until we
+	 * die), then the other holders' */
+	for (int s = -1; s < IPC_SEM_SLOTS && left > 0; s++) {
+		int j = s < 0 ? k : s;
+		if (j < 0 || (s >= 0 && j == k))
 			continue;
-		journal(b, j); /* one holder per step: a death between steps is safe */
+		ipc_sem_holder *h = &b->holder[j];
+		if (!h->token || h->held <= 0)
+			continue;
+		ipc_failpoint("sem.post.step");
 		int64_t paid = h->held > left ? left : h->held;
+		journal(b, j); /* one holder per step: a death between steps is safe */
+		__atomic_store_n(&b->value, b->value + paid, __ATOMIC_SEQ_CST);
 		h->held -= paid;
 		left -= paid;
 		commit(b);
 	}
+	if (left > 0) /* the rest is new: one store, nothing to roll back */
+		__atomic_store_n(&b->value, b->value + left, __ATOMIC_SEQ_CST);
 	count(&b->n_posted, n);
 	ipc_rlock_unlock(&b->i);
 	wake(b, n);
