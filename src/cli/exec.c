@@ -282,6 +282,26 @@ static void keeper(lua_State *L, int fd, pid_t wrapper, char **argv, int close_e
 	_exit(code);
 }
 
+/* The array of strings at idx as a NULL-ended argv, in a userdata pushed on
+ * the stack; the strings stay alive as long as the table does. */
+static char **check_argv(lua_State *L, int idx)
+{
+	lua_Integer n = luaL_len(L, idx);
+	luaL_argcheck(L, n >= 1 && n < 100000, idx, "argv must be a non-empty array");
+	char **argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, idx, i);
+		size_t len;
+		const char *s = lua_tolstring(L, -1, &len);
+		if (!s || strlen(s) != len)
+			luaL_argerror(L, idx, "argv items must be strings without NULs");
+		argv[i - 1] = (char *)s;
+		lua_pop(L, 1);
+	}
+	argv[n] = NULL;
+	return argv;
+}
+
 /* lock_run(acquire, release, argv [, close_early])
  *   -> "done", status [, note] | "conflict" | nil, msg
  * acquire() runs in the keeper and returns true when it got the lock, false
@@ -294,19 +314,7 @@ static int native_lock_run(lua_State *L)
 	luaL_checktype(L, 3, LUA_TTABLE);
 	int close_early = lua_toboolean(L, 4);
 	lua_settop(L, 3);
-	lua_Integer n = luaL_len(L, 3);
-	luaL_argcheck(L, n >= 1 && n < 100000, 3, "argv must be a non-empty array");
-	char **argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
-	for (lua_Integer i = 1; i <= n; i++) {
-		lua_rawgeti(L, 3, i);
-		size_t len;
-		const char *s = lua_tolstring(L, -1, &len);
-		if (!s || strlen(s) != len)
-			return luaL_argerror(L, 3, "argv items must be strings without NULs");
-		argv[i - 1] = (char *)s; /* kept alive: the table holds the strings */
-		lua_pop(L, 1);
-	}
-	argv[n] = NULL;
+	char **argv = check_argv(L, 3);
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) != 0) {
 		luaL_pushfail(L);
@@ -419,19 +427,7 @@ static int native_lock_run(lua_State *L)
 static int native_run(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
-	lua_Integer n = luaL_len(L, 1);
-	luaL_argcheck(L, n >= 1 && n < 100000, 1, "argv must be a non-empty array");
-	char **argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
-	for (lua_Integer i = 1; i <= n; i++) {
-		lua_rawgeti(L, 1, i);
-		size_t len;
-		const char *s = lua_tolstring(L, -1, &len);
-		if (!s || strlen(s) != len)
-			return luaL_argerror(L, 1, "argv items must be strings without NULs");
-		argv[i - 1] = (char *)s; /* kept alive: the table holds the strings */
-		lua_pop(L, 1);
-	}
-	argv[n] = NULL;
+	char **argv = check_argv(L, 1);
 	int st = ipcsh_run_command(argv);
 	if (st < 0) {
 		luaL_pushfail(L);
