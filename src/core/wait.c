@@ -15,26 +15,40 @@ static long futex(const uint32_t *addr, int op, uint32_t val, const struct times
 	return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
 }
 
-int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *dl, int64_t slice_ns,
-                  unsigned sigsnap)
+/* Before a sleep: a signal since sigsnap or a passed deadline ends the wait
+ * now; otherwise *left is how long to sleep, cut to the slice and to one
+ * second (*sliced then says the wait may end before the deadline).  Even an
+ * unsliced wait wakes once a second: cheap, and a safety net against a wake
+ * lost to a process killed between its two steps. */
+static int sleep_length(const ipc_deadline *dl, int64_t slice_ns, unsigned sigsnap, int64_t *left,
+                        int *sliced)
 {
 	ipc_signals_install();
 	if (ipc_signal_since(sigsnap))
 		return IPC_INTERRUPTED;
-	int64_t left = ipc_deadline_left(dl);
-	if (left <= 0)
+	*left = ipc_deadline_left(dl);
+	if (*left <= 0)
 		return IPC_TIMEOUT;
-	int sliced = 0;
-	if (slice_ns > 0 && left > slice_ns) {
-		left = slice_ns;
-		sliced = 1;
+	*sliced = 0;
+	if (slice_ns > 0 && *left > slice_ns) {
+		*left = slice_ns;
+		*sliced = 1;
 	}
-	/* Even an unsliced wait wakes once a second: cheap, and a safety net
-	 * against a wake lost to a process killed between its two steps. */
-	if (left > 1000000000LL) {
-		left = 1000000000LL;
-		sliced = 1;
+	if (*left > 1000000000LL) {
+		*left = 1000000000LL;
+		*sliced = 1;
 	}
+	return IPC_OK;
+}
+
+int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *dl, int64_t slice_ns,
+                  unsigned sigsnap)
+{
+	int64_t left;
+	int sliced;
+	int pre = sleep_length(dl, slice_ns, sigsnap, &left, &sliced);
+	if (pre != IPC_OK)
+		return pre;
 	struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
 	ipc_wait_enter();
 	long r = futex(word, FUTEX_WAIT, expected, &ts);
@@ -113,21 +127,11 @@ int ipc_wait_words(const uint32_t *const *words, const uint32_t *expected, int n
 		return ipc_wait_word(words[0], expected[0], dl, s, sigsnap);
 	}
 #if HAVE_WAITV
-	ipc_signals_install();
-	if (ipc_signal_since(sigsnap))
-		return IPC_INTERRUPTED;
-	int64_t left = ipc_deadline_left(dl);
-	if (left <= 0)
-		return IPC_TIMEOUT;
-	int sliced = 0;
-	if (slice_ns > 0 && left > slice_ns) {
-		left = slice_ns;
-		sliced = 1;
-	}
-	if (left > 1000000000LL) { /* the same safety net as ipc_wait_word */
-		left = 1000000000LL;
-		sliced = 1;
-	}
+	int64_t left;
+	int sliced;
+	int pre = sleep_length(dl, slice_ns, sigsnap, &left, &sliced);
+	if (pre != IPC_OK)
+		return pre;
 	struct futex_waitv v[IPC_WAIT_WORDS_MAX];
 	memset(v, 0, sizeof(struct futex_waitv) * (size_t)n);
 	for (int i = 0; i < n; i++) {
