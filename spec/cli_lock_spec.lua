@@ -8,15 +8,7 @@ local function ipcsh(args, stdin_redirect)
   return H.sh(H.quote(H.bin) .. ' ' .. args .. ' ' .. (stdin_redirect or '</dev/null'))
 end
 
-local function elapsed_ms(fn)
-  local t0 = H.clock()
-  local a, b, c = fn()
-  return H.clock() - t0, a, b, c
-end
-
-local function wait_file(path, ms)
-  return H.wait_until(function() return H.read_file(path) end, ms or 15000)
-end
+local elapsed_ms, wait_file = H.elapsed_ms, H.wait_file
 
 -- Files background() made, removed after each test.
 local made = {}

@@ -19,15 +19,7 @@ local function json_query(doc, expr)
   return (out:gsub('\n$', ''))
 end
 
-local function elapsed_ms(fn)
-  local t0 = H.clock()
-  local a, b, c = fn()
-  return H.clock() - t0, a, b, c
-end
-
-local function wait_file(path, ms)
-  return H.wait_until(function() return H.read_file(path) end, ms or 15000)
-end
+local elapsed_ms, wait_file = H.elapsed_ms, H.wait_file
 
 -- Run an ipcsh command in the background; its exit status lands in
 -- the returned path.

@@ -44,6 +44,18 @@ function H.clock()
   return os.clock() * 1000
 end
 
+-- Poll until the file at path exists: its contents, or nil after ms.
+function H.wait_file(path, ms)
+  return H.wait_until(function() return H.read_file(path) end, ms or 15000)
+end
+
+-- How long fn takes (ms), then its first three results.
+function H.elapsed_ms(fn)
+  local t0 = H.clock()
+  local a, b, c = fn()
+  return H.clock() - t0, a, b, c
+end
+
 function H.read_file(path)
   local f = io.open(path, 'rb')
   if not f then return nil end
