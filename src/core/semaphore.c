@@ -42,6 +42,11 @@ static void wake(ipc_sem_body *b, int64_t n)
 	ipc_wake_word(&b->seq, n > INT32_MAX ? -1 : (int)n);
 }
 
+void ipc_sem_wake_one(ipc_sem_body *b)
+{
+	wake(b, 1);
+}
+
 /* --- undo-mode bookkeeping, under `i` --------------------------------- */
 
 static void journal(ipc_sem_body *b, int slot)

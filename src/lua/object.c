@@ -2,6 +2,7 @@
 #include "object.h"
 
 #include "../core/names.h"
+#include "../core/signals.h"
 #include "modules.h"
 
 #include <errno.h>
@@ -51,14 +52,31 @@ void ipcl_check_fail(lua_State *L, int idx, const ipcl_type *t)
 
 ipc_deadline ipcl_opt_timeout(lua_State *L, int idx)
 {
+	return ipc_deadline_in(ipcl_timeout_arg_slow(L, idx));
+}
+
+lua_Number ipcl_timeout_arg_slow(lua_State *L, int idx)
+{
 	if (lua_isnoneornil(L, idx))
-		return ipc_deadline_never();
+		return -1;
 	if (lua_type(L, idx) != LUA_TNUMBER)
 		ipcl_typeerror(L, idx, "number (timeout in milliseconds)");
 	lua_Number ms = lua_tonumber(L, idx);
 	if (isnan(ms) || ms < 0)
 		ipcl_argerror(L, idx, "timeout must be a non-negative number of milliseconds");
-	return ipc_deadline_in(ms);
+	return isinf(ms) ? -1 : ms;
+}
+
+int ipcl_block(lua_State *L, ipcl_handle *h, lua_Number ms, ipcl_block_fn fn, void *ctx)
+{
+	unsigned snap = ipc_signal_count();
+	ipc_deadline dl = ipc_deadline_in(ms); /* ms < 0: forever */
+	ipc_error err;
+	int r = fn(h, &dl, snap, ctx, &err);
+	if (r == IPC_ERR)
+		return ipcl_raise_obj(L, h, &err);
+	ipcl_check_interrupt(L, r);
+	return r == IPC_OK;
 }
 
 void ipcl_check_interrupt(lua_State *L, int r)

@@ -73,6 +73,31 @@ int ipcl_raise_obj(lua_State *L, ipcl_handle *h, const ipc_error *err);
 /* Optional timeout argument at idx (nil / math.huge: forever; >= 0 ms). */
 ipc_deadline ipcl_opt_timeout(lua_State *L, int idx);
 
+/* --- the blocking-call pattern -----------------------------------------
+ * A blocking method checks its handle and arguments, tries the uncontended
+ * operation, and only when that fails reads the clock for the deadline,
+ * takes the signal snapshot and calls the blocking core function:
+ *
+ *     ipcl_handle *h = ipcl_check(L, 1, &sem_type);
+ *     lua_Number ms = ipcl_timeout_arg(L, 2);        (checked, no clock read)
+ *     int ok = fast_try(h) || ipcl_block(L, h, ms, sem_block, NULL);
+ *
+ * ipcl_block maps the core result: IPC_OK -> 1, IPC_TIMEOUT -> 0,
+ * IPC_INTERRUPTED raises "NAME: interrupted", IPC_ERR raises the error
+ * naming the object ('wait: semaphore "s": ...'). */
+typedef int (*ipcl_block_fn)(ipcl_handle *h, const ipc_deadline *dl, unsigned sigsnap, void *ctx,
+                             ipc_error *err);
+int ipcl_block(lua_State *L, ipcl_handle *h, lua_Number ms, ipcl_block_fn fn, void *ctx);
+
+/* The optional timeout argument at idx, checked: milliseconds, or -1 for
+ * forever (none, nil, math.huge).  Raises on a bad value.  No clock read:
+ * ipcl_block turns it into a deadline when the call has to wait. */
+lua_Number ipcl_timeout_arg_slow(lua_State *L, int idx);
+static inline lua_Number ipcl_timeout_arg(lua_State *L, int idx)
+{
+	return lua_gettop(L) < idx ? -1 : ipcl_timeout_arg_slow(L, idx);
+}
+
 /* For a blocking call's result: IPC_INTERRUPTED raises "interrupted". */
 void ipcl_check_interrupt(lua_State *L, int r);
 
