@@ -9,7 +9,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#define IPCL_HANDLE_MAGIC 0x1bc5a7e1u
+#define IPCL_HANDLE_MAGIC 0x1bc5a7e1u /* a named object's handle */
+#define IPCL_UDATA_MAGIC 0x1bc5a7e2u  /* any other userdata of ours */
 
 typedef struct ipcl_handle ipcl_handle;
 
@@ -28,6 +29,19 @@ typedef struct ipcl_type {
 	int (*on_open)(lua_State *L, ipcl_handle *h);
 	void (*on_close)(ipcl_handle *h);
 } ipcl_type;
+
+/* Userdata that are not named objects (pidfile, process handle, PostgreSQL
+ * connection): base.ops is NULL, base.methods and base.extra (the size of
+ * the object) apply.  Registered with ipcl_register_udata, made by
+ * ipcl_new_udata, checked by ipcl_check_udata. */
+typedef struct ipcl_udata_type {
+	ipcl_type base;
+	const char *name;
+	const luaL_Reg *meta; /* __gc, __close, __tostring... */
+	/* __index for fields (p.path) besides the methods: push the field
+	 * `key` of the object and return 1, or return 0 */
+	int (*field)(lua_State *L, void *obj, const char *key);
+} ipcl_udata_type;
 
 struct ipcl_handle {
 	uint32_t magic;
@@ -64,6 +78,33 @@ static inline ipcl_handle *ipcl_check(lua_State *L, int idx, const ipcl_type *t)
 	return h;
 }
 const ipcl_type *ipcl_find_type(uint32_t id);
+
+/* --- the other userdata (ipcl_type with ops == NULL) -------------------
+ * Same header (magic, type) as a handle, so one check serves every
+ * userdata of the module and ipc.type() reads the type from it. */
+void ipcl_register_udata(lua_State *L, const ipcl_udata_type *t);
+/* A zeroed object of type t (t->extra bytes) with nuv user values, its
+ * metatable set, pushed; returns the object. */
+void *ipcl_new_udata(lua_State *L, const ipcl_udata_type *t, int nuv);
+/* The object at idx when it is a t, else NULL. */
+static inline void *ipcl_test_udata(lua_State *L, int idx, const ipcl_udata_type *t)
+{
+	ipcl_handle *h = lua_touserdata(L, idx);
+	if (!h || lua_rawlen(L, idx) < sizeof(ipcl_handle) || h->magic != IPCL_UDATA_MAGIC ||
+	    h->type != &t->base)
+		return NULL;
+	return h->extra;
+}
+/* The object at idx; raises "bad argument" (q.send(x) vs q:send(x) for
+ * argument 1) when it is not a t. */
+_Noreturn void ipcl_check_udata_fail(lua_State *L, int idx, const ipcl_udata_type *t);
+static inline void *ipcl_check_udata(lua_State *L, int idx, const ipcl_udata_type *t)
+{
+	void *p = ipcl_test_udata(L, idx, t);
+	if (!p)
+		ipcl_check_udata_fail(L, idx, t);
+	return p;
+}
 
 /* Raise a Lua error from a core error. */
 int ipcl_raise(lua_State *L, const ipc_error *err);
