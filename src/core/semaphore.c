@@ -42,11 +42,6 @@ static void wake(ipc_sem_body *b, int64_t n)
 	ipc_wake_word(&b->seq, n > INT32_MAX ? -1 : (int)n);
 }
 
-void ipc_sem_wake_one(ipc_sem_body *b)
-{
-	wake(b, 1);
-}
-
 /* --- undo-mode bookkeeping, under `i` --------------------------------- */
 
 static void journal(ipc_sem_body *b, int slot)
@@ -363,4 +358,11 @@ void ipc_sem_sel_disarm(ipc_segment *seg, int slot)
 	/* a post's wake may have reached us instead of a plain waiter */
 	if (__atomic_load_n(&b->value, __ATOMIC_SEQ_CST) > 0)
 		wake(b, 1);
+}
+
+/* The out-of-line half of ipc_sem_post1_fast (semaphore.h): kept at the end
+ * of the file so that docs/design.md's model-step line numbers stay put. */
+void ipc_sem_wake_one(ipc_sem_body *b)
+{
+	wake(b, 1);
 }
