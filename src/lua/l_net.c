@@ -165,7 +165,7 @@ static int c_exec(lua_State *L)
 	}
 	/* Every statement text is prepared once per connection (planning costs
 	 * more than running most of ours). */
-	lconn *lc = lua_touserdata(L, 1);
+	lconn *lc = ipcl_test_udata(L, 1, &conn_type); /* checked above */
 	unsigned snap = ipc_signal_count();
 	ipc_error err = {0};
 	lua_getiuservalue(L, 1, 1);
