@@ -125,7 +125,8 @@ ipc_deadline ipcl_opt_timeout(lua_State *L, int idx);
  *
  * ipcl_block maps the core result: IPC_OK -> 1, IPC_TIMEOUT -> 0,
  * IPC_INTERRUPTED raises "NAME: interrupted", IPC_ERR raises the error
- * naming the object ('wait: semaphore "s": ...'). */
+ * naming the object ('wait: semaphore "s": ...').  h is a named object's
+ * handle; ctx is passed through to fn (the mutex of c:wait(m), ...). */
 typedef int (*ipcl_block_fn)(ipcl_handle *h, const ipc_deadline *dl, unsigned sigsnap, void *ctx,
                              ipc_error *err);
 int ipcl_block(lua_State *L, ipcl_handle *h, lua_Number ms, ipcl_block_fn fn, void *ctx);
