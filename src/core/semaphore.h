@@ -88,6 +88,7 @@ static inline int ipc_sem_post1_fast(ipc_segment *seg)
 		ipc_sem_wake_one(b);
 	return 1;
 }
+
 /* IPC_OK, IPC_TIMEOUT, IPC_INTERRUPTED, IPC_ERR */
 int ipc_sem_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err);
 int64_t ipc_sem_value(ipc_segment *seg);
