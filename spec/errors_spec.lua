@@ -136,6 +136,31 @@ describe('Lua API errors', function()
     child:wait()
   end)
 
+  it('every userdata of the module goes through one type table', function()
+    -- pidfile and process handles carry the same header as named objects:
+    -- one check, one message, and ipc.type reads the type from it
+    local p <close> = ipc.pidfile(H.tmpname('pid'))
+    local s <close> = new('semaphore')
+    local child = ipc.fork(function() end)
+    assert.equal('pidfile', ipc.type(p))
+    assert.equal('process', ipc.type(child))
+    assert.equal('semaphore', ipc.type(s))
+    assert.is_nil(ipc.type(io.stdout))
+    assert.is_nil(ipc.type(setmetatable({}, { __name = 'pidfile' })))
+    fails('create', "bad argument #1 to 'create' (pidfile expected, got process)", p.create, child)
+    fails('create', 'pidfile expected, got semaphore', p.create, s)
+    fails('create', 'pidfile expected, got FILE*', p.create, io.stdout)
+    fails('wait', "bad argument #1 to 'wait' (process expected, got pidfile)", child.wait, p)
+    fails('kill', 'process expected, got semaphore', child.kill, s)
+    fails('post', "bad argument #1 to 'post' (semaphore expected, got pidfile)", s.post, p)
+    fails('post', 'semaphore expected, got process', s.post, child)
+    fails('post', 'semaphore expected, got FILE*', s.post, io.stdout)
+    assert.equal(p.path, tostring(p):match('"(.*)"'))
+    assert.is_true(child.pid > 0)
+    assert.equal(0, child:wait())
+    s:remove()
+  end)
+
   it('bad names, as an argument and inside the options table', function()
     for _, kind in ipairs(TYPES) do
       for _, bad in ipairs({ '1abc', '', 'a b', '.hidden', 'a/b', ('n'):rep(251) }) do

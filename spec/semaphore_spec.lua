@@ -53,6 +53,51 @@ describe('semaphore', function()
     s:remove()
   end)
 
+  it('checks its arguments before it takes or gives a permit', function()
+    -- the uncontended path runs before the deadline is computed: a bad
+    -- argument must still be refused, with the count left alone
+    local s <close> = new({ value = 1, max = 2 })
+    local ok, err = pcall(s.wait, s, -1)
+    assert.is_false(ok)
+    assert.matches('timeout must be a non%-negative number', err)
+    assert.has_error(function() s:wait('10') end)
+    assert.has_error(function() s:wait(0 / 0) end)
+    assert.has_error(function() s:with(function() end, -1) end)
+    assert.equal(1, s:value())
+    assert.has_error(function() s:post('1') end)
+    assert.has_error(function() s:post(0) end)
+    assert.has_error(function() s:post(3) end) -- past max: refused whole
+    assert.equal(1, s:value())
+    assert.is_true(s:post(1)) -- at max now
+    ok, err = pcall(s.post, s)
+    assert.is_false(ok)
+    assert.matches('post would exceed max %(2%)', err)
+    assert.equal(2, s:value())
+    assert.is_true(s:wait(math.huge))
+    assert.is_true(s:wait(nil))
+    assert.is_false(s:wait(0))
+    assert.equal(0, s:value())
+    s:remove()
+  end)
+
+  it('undo: the uncontended calls still keep the per-process record', function()
+    -- s:wait() and s:post() take an inline fast path without undo only; with
+    -- undo every permit taken must be recorded, so a death returns it
+    local s <close> = new({ value = 2, undo = true })
+    local c = ipc.fork(function()
+      local t = ipc.semaphore(s.name)
+      assert(t:wait()) assert(t:wait()) assert(t:post()) assert(t:wait())
+      ipc.sleep(60000)
+    end)
+    local deadline = ipc.clock() + 10000
+    while s:value() ~= 0 and ipc.clock() < deadline do ipc.sleep(5) end
+    assert.equal(0, s:value())
+    c:kill('KILL')
+    c:wait()
+    assert.equal(2, s:value())
+    s:remove()
+  end)
+
   it('wait(200) on zero returns false after 200 ms (and < 700 ms)', function()
     local s <close> = new()
     local t0 = ipc.clock()

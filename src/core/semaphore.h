@@ -46,6 +46,49 @@ typedef struct ipc_sem_body {
 extern const ipc_type_ops ipc_semaphore_ops;
 
 int ipc_sem_post(ipc_segment *seg, int64_t n, ipc_error *err);
+
+/* The uncontended paths, inline so that a binding's s:post() / s:wait()
+ * costs one atomic operation and no cross-file call.  Same protocol as
+ * ipc_sem_post / ipc_sem_wait (docs/design.md "semaphore"): the count is
+ * one word changed by compare-and-swap, and a post wakes only when nwait
+ * says someone may sleep.  An undo semaphore needs its per-process record:
+ * these return 0 and the caller takes the full path. */
+void ipc_sem_wake_one(ipc_sem_body *b);
+
+/* Take one permit if there is one and no bookkeeping is needed: 1 taken,
+ * 0 use ipc_sem_wait. */
+static inline int ipc_sem_trywait_fast(ipc_segment *seg)
+{
+	ipc_sem_body *b = seg->body;
+	int64_t v = __atomic_load_n(&b->value, __ATOMIC_SEQ_CST);
+	if (b->undo || v <= 0 ||
+	    !__atomic_compare_exchange_n(&b->value, &v, v - 1, 0, __ATOMIC_SEQ_CST,
+	                                 __ATOMIC_SEQ_CST))
+		return 0;
+	/* rate counter: a plain relaxed add, see n_taken */
+	__atomic_store_n(&b->n_taken, __atomic_load_n(&b->n_taken, __ATOMIC_RELAXED) + 1,
+	                 __ATOMIC_RELAXED);
+	return 1;
+}
+
+/* Post one permit below max: 1 done, 0 use ipc_sem_post (undo, at max,
+ * or a concurrent change: the full path decides and reports). */
+static inline int ipc_sem_post1_fast(ipc_segment *seg)
+{
+	ipc_sem_body *b = seg->body;
+	int64_t v = __atomic_load_n(&b->value, __ATOMIC_SEQ_CST);
+	if (b->undo || v < 0 || v >= b->max ||
+	    !__atomic_compare_exchange_n(&b->value, &v, v + 1, 0, __ATOMIC_SEQ_CST,
+	                                 __ATOMIC_SEQ_CST))
+		return 0;
+	__atomic_store_n(&b->n_posted, __atomic_load_n(&b->n_posted, __ATOMIC_RELAXED) + 1,
+	                 __ATOMIC_RELAXED);
+	/* after the count (seq_cst on both sides: see wake() in semaphore.c) */
+	if (__atomic_load_n(&b->nwait, __ATOMIC_SEQ_CST) != 0)
+		ipc_sem_wake_one(b);
+	return 1;
+}
+
 /* IPC_OK, IPC_TIMEOUT, IPC_INTERRUPTED, IPC_ERR */
 int ipc_sem_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err);
 int64_t ipc_sem_value(ipc_segment *seg);

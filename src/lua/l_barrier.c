@@ -1,24 +1,23 @@
 /* ipc.barrier: `count` processes meet, round after round. */
 #include "../core/barrier.h"
-#include "../core/signals.h"
 #include "modules.h"
 #include "object.h"
 
 static const ipcl_type barrier_type;
 
+static int barrier_block(ipcl_handle *h, const ipc_deadline *dl, unsigned sigsnap, void *ctx,
+                         ipc_error *err)
+{
+	return ipc_barrier_wait(h->seg, dl, sigsnap, ctx, err);
+}
+
 /* b:wait([timeout_ms]) -> true, is_last | false */
 static int f_wait(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &barrier_type);
-	unsigned snap = ipc_signal_count();
-	ipc_deadline dl = ipcl_opt_timeout(L, 2);
-	ipc_error err;
+	lua_Number ms = ipcl_timeout_arg(L, 2);
 	int is_last = 0;
-	int r = ipc_barrier_wait(h->seg, &dl, snap, &is_last, &err);
-	if (r == IPC_ERR)
-		return ipcl_raise_obj(L, h, &err);
-	ipcl_check_interrupt(L, r);
-	if (r != IPC_OK) {
+	if (!ipcl_block(L, h, ms, barrier_block, &is_last)) {
 		lua_pushboolean(L, 0);
 		return 1;
 	}

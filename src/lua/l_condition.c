@@ -1,23 +1,23 @@
 /* ipc.condition: wait(m [, timeout]), signal(), broadcast(). */
 #include "../core/condition.h"
-#include "../core/signals.h"
 #include "modules.h"
 #include "object.h"
 
 static const ipcl_type cond_type;
 
+static int cond_block(ipcl_handle *h, const ipc_deadline *dl, unsigned sigsnap, void *ctx,
+                      ipc_error *err)
+{
+	ipcl_handle *m = ctx;
+	return ipc_cond_wait(h->seg, m->seg, dl, sigsnap, err);
+}
+
 static int c_wait(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &cond_type);
 	ipcl_handle *m = ipcl_check(L, 2, &ipcl_mutex_type);
-	unsigned snap = ipc_signal_count();
-	ipc_deadline dl = ipcl_opt_timeout(L, 3);
-	ipc_error err;
-	int r = ipc_cond_wait(h->seg, m->seg, &dl, snap, &err);
-	if (r == IPC_ERR)
-		return ipcl_raise_obj(L, h, &err);
-	ipcl_check_interrupt(L, r);
-	lua_pushboolean(L, r == IPC_OK);
+	lua_Number ms = ipcl_timeout_arg(L, 3);
+	lua_pushboolean(L, ipcl_block(L, h, ms, cond_block, m));
 	return 1;
 }
 

@@ -33,18 +33,19 @@ static int f_is_set(lua_State *L)
 	return 1;
 }
 
+static int event_block(ipcl_handle *h, const ipc_deadline *dl, unsigned sigsnap, void *ctx,
+                       ipc_error *err)
+{
+	(void)ctx;
+	return ipc_event_wait(h->seg, dl, sigsnap, err);
+}
+
 /* e:wait([timeout_ms]) -> true | false */
 static int f_wait(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &event_type);
-	unsigned snap = ipc_signal_count();
-	ipc_deadline dl = ipcl_opt_timeout(L, 2);
-	ipc_error err;
-	int r = ipc_event_wait(h->seg, &dl, snap, &err);
-	if (r == IPC_ERR)
-		return ipcl_raise_obj(L, h, &err);
-	ipcl_check_interrupt(L, r);
-	lua_pushboolean(L, r == IPC_OK);
+	lua_Number ms = ipcl_timeout_arg(L, 2);
+	lua_pushboolean(L, ipcl_block(L, h, ms, event_block, NULL));
 	return 1;
 }
 

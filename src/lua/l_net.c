@@ -14,16 +14,16 @@
 
 #ifdef IPCSH_WITH_PG
 
-#define CONN_MT "ipcsh.pgconn"
-
 typedef struct lconn {
 	ipc_pg *pg; /* NULL once closed */
 	int nprep;  /* prepared statements so far (uservalue 1: sql -> name) */
 } lconn;
 
+static const ipcl_udata_type conn_type;
+
 static ipc_pg *check_conn(lua_State *L)
 {
-	lconn *c = luaL_checkudata(L, 1, CONN_MT);
+	lconn *c = ipcl_check_udata(L, 1, &conn_type);
 	if (!c->pg)
 		luaL_error(L, "attempt to use a closed PostgreSQL connection");
 	return c->pg;
@@ -165,7 +165,7 @@ static int c_exec(lua_State *L)
 	}
 	/* Every statement text is prepared once per connection (planning costs
 	 * more than running most of ours). */
-	lconn *lc = lua_touserdata(L, 1);
+	lconn *lc = ipcl_test_udata(L, 1, &conn_type); /* checked above */
 	unsigned snap = ipc_signal_count();
 	ipc_error err = {0};
 	lua_getiuservalue(L, 1, 1);
@@ -246,7 +246,7 @@ static int c_wait_notify(lua_State *L)
 /* alive() -> true, or false once the connection is known to be lost. */
 static int c_alive(lua_State *L)
 {
-	lconn *c = luaL_checkudata(L, 1, CONN_MT);
+	lconn *c = ipcl_check_udata(L, 1, &conn_type);
 	lua_pushboolean(L, c->pg && ipc_pg_alive(c->pg));
 	return 1;
 }
@@ -261,7 +261,7 @@ static int c_backend_pid(lua_State *L)
 
 static int c_close(lua_State *L)
 {
-	lconn *c = luaL_checkudata(L, 1, CONN_MT);
+	lconn *c = ipcl_check_udata(L, 1, &conn_type);
 	if (c->pg) {
 		ipc_pg_close(c->pg);
 		c->pg = NULL;
@@ -280,12 +280,9 @@ static int raw_connect(lua_State *L)
 {
 	const char *url = luaL_checkstring(L, 1);
 	lua_Integer bound = luaL_checkinteger(L, 2);
-	lconn *c = lua_newuserdatauv(L, sizeof *c, 1);
-	c->pg = NULL; /* harmless closed state before connecting */
-	c->nprep = 0;
+	lconn *c = ipcl_new_udata(L, &conn_type, 1); /* closed (pg NULL) before connecting */
 	lua_newtable(L);
 	lua_setiuservalue(L, -2, 1);
-	luaL_setmetatable(L, CONN_MT);
 	char app[64];
 	snprintf(app, sizeof app, "ipcsh:%ld", (long)getpid());
 	ipc_error err = {0};
@@ -328,17 +325,16 @@ static int net_connect(lua_State *L)
 	return 1;
 }
 
+static const luaL_Reg conn_meta[] = {{"__gc", c_close}, {"__close", c_close}, {NULL, NULL}};
+static const ipcl_udata_type conn_type = {
+    {NULL, conn_methods, NULL, NULL, NULL, sizeof(lconn), NULL, NULL},
+    "connection",
+    conn_meta,
+    NULL};
+
 void ipcl_open_net(lua_State *L)
 {
-	if (luaL_newmetatable(L, CONN_MT)) {
-		luaL_newlib(L, conn_methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, c_close);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, c_close);
-		lua_setfield(L, -2, "__close");
-	}
-	lua_pop(L, 1);
+	ipcl_register_udata(L, &conn_type);
 	lua_pushvalue(L, -1);
 	lua_pushcclosure(L, net_connect, 1);
 	lua_setfield(L, -2, "connect");

@@ -6,13 +6,11 @@
 
 #include <string.h>
 
-#define PIDFILE_MT "ipcsh.pidfile"
+static const ipcl_udata_type pidfile_type;
 
 static ipc_pidfile *check_pidfile(lua_State *L)
 {
-	ipc_pidfile *p = luaL_testudata(L, 1, PIDFILE_MT);
-	if (!p)
-		ipcl_selferror(L, "pidfile");
+	ipc_pidfile *p = ipcl_check_udata(L, 1, &pidfile_type);
 	if (!p->path)
 		ipcl_error(L, "attempt to use a closed pidfile");
 	return p;
@@ -71,7 +69,7 @@ static int f_remove(lua_State *L)
 /* __close: the scope that owned the file ends; give it up. */
 static int f_close(lua_State *L)
 {
-	ipc_pidfile *p = luaL_checkudata(L, 1, PIDFILE_MT);
+	ipc_pidfile *p = ipcl_check_udata(L, 1, &pidfile_type);
 	if (p->path)
 		ipc_pidfile_remove(p);
 	return 0;
@@ -81,31 +79,28 @@ static int f_close(lua_State *L)
  * process exits (a forgotten handle must not let a second instance in). */
 static int f_gc(lua_State *L)
 {
-	ipc_pidfile *p = luaL_checkudata(L, 1, PIDFILE_MT);
+	ipc_pidfile *p = ipcl_check_udata(L, 1, &pidfile_type);
 	ipc_pidfile_abandon(p);
 	return 0;
 }
 
 static int f_tostring(lua_State *L)
 {
-	ipc_pidfile *p = luaL_checkudata(L, 1, PIDFILE_MT);
+	ipc_pidfile *p = ipcl_check_udata(L, 1, &pidfile_type);
 	lua_pushfstring(L, "pidfile \"%s\"%s", p->path ? p->path : "?", p->path ? "" : " (closed)");
 	return 1;
 }
 
-static int f_index(lua_State *L)
+/* p.path */
+static int f_field(lua_State *L, void *obj, const char *key)
 {
-	ipc_pidfile *p = luaL_checkudata(L, 1, PIDFILE_MT);
-	const char *key = lua_tostring(L, 2);
-	if (key && strcmp(key, "path") == 0) {
-		if (p->path)
-			lua_pushstring(L, p->path);
-		else
-			lua_pushnil(L);
-		return 1;
-	}
-	lua_pushvalue(L, 2);
-	lua_rawget(L, lua_upvalueindex(1));
+	ipc_pidfile *p = obj;
+	if (strcmp(key, "path") != 0)
+		return 0;
+	if (p->path)
+		lua_pushstring(L, p->path);
+	else
+		lua_pushnil(L);
 	return 1;
 }
 
@@ -118,35 +113,31 @@ static int l_pidfile(lua_State *L)
 	const char *path = lua_tolstring(L, 1, &len);
 	if (len == 0 || strlen(path) != len)
 		return ipcl_argerror(L, 1, "path must be a non-empty string without zero bytes");
-	ipc_pidfile *p = lua_newuserdatauv(L, sizeof *p, 0);
-	memset(p, 0, sizeof *p); /* closed: no path, fd -1 */
+	ipc_pidfile *p = ipcl_new_udata(L, &pidfile_type, 0); /* closed: no path */
 	p->fd = -1;
-	luaL_setmetatable(L, PIDFILE_MT);
 	ipc_error err;
 	if (ipc_pidfile_init(p, path, &err) != IPC_OK)
 		return ipcl_raise(L, &err);
 	return 1;
 }
 
+static const luaL_Reg pidfile_methods[] = {{"create", f_create},
+                                           {"read", f_read},
+                                           {"is_owner", f_is_owner},
+                                           {"remove", f_remove},
+                                           {NULL, NULL}};
+static const luaL_Reg pidfile_meta[] = {
+    {"__gc", f_gc}, {"__close", f_close}, {"__tostring", f_tostring}, {NULL, NULL}};
+
+static const ipcl_udata_type pidfile_type = {
+    {NULL, pidfile_methods, NULL, NULL, NULL, sizeof(ipc_pidfile), NULL, NULL},
+    "pidfile",
+    pidfile_meta,
+    f_field};
+
 void ipcl_open_pidfile(lua_State *L)
 {
-	static const luaL_Reg methods[] = {{"create", f_create},
-	                                   {"read", f_read},
-	                                   {"is_owner", f_is_owner},
-	                                   {"remove", f_remove},
-	                                   {NULL, NULL}};
-	static const luaL_Reg meta[] = {
-	    {"__gc", f_gc}, {"__close", f_close}, {"__tostring", f_tostring}, {NULL, NULL}};
-	luaL_newmetatable(L, PIDFILE_MT);
-	luaL_setfuncs(L, meta, 0);
-	lua_pushliteral(L, "pidfile");
-	lua_setfield(L, -2, "__name");
-	lua_pushliteral(L, "pidfile");
-	lua_setfield(L, -2, "__ipc_type");
-	luaL_newlib(L, methods);
-	lua_pushcclosure(L, f_index, 1);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	ipcl_register_udata(L, &pidfile_type);
 	lua_pushcfunction(L, l_pidfile);
 	lua_setfield(L, -2, "pidfile");
 }

@@ -16,8 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PROCESS_MT "ipcsh.process"
-
 typedef struct lproc {
 	ipc_child c;
 	lua_Integer pid; /* kept after close, for tostring */
@@ -65,20 +63,18 @@ static int l_sleep(lua_State *L)
 
 /* ---- child handles ---- */
 
+static const ipcl_udata_type process_type;
+
 static lproc *new_proc(lua_State *L)
 {
-	lproc *p = lua_newuserdatauv(L, sizeof *p, 0);
-	memset(p, 0, sizeof *p); /* closed until a child is attached */
+	lproc *p = ipcl_new_udata(L, &process_type, 0); /* closed until a child is attached */
 	p->c.pidfd = -1;
-	luaL_setmetatable(L, PROCESS_MT);
 	return p;
 }
 
 static lproc *check_proc(lua_State *L)
 {
-	lproc *p = luaL_testudata(L, 1, PROCESS_MT);
-	if (!p)
-		ipcl_selferror(L, "process");
+	lproc *p = ipcl_check_udata(L, 1, &process_type);
 	if (!p->open)
 		ipcl_error(L, "attempt to use a closed process");
 	return p;
@@ -166,7 +162,7 @@ static int m_kill(lua_State *L)
 /* __gc and __close: never block; an unfinished child is reaped later. */
 static int m_close(lua_State *L)
 {
-	lproc *p = luaL_checkudata(L, 1, PROCESS_MT);
+	lproc *p = ipcl_check_udata(L, 1, &process_type);
 	if (p->open) {
 		ipc_child_forget(&p->c);
 		p->open = 0;
@@ -176,21 +172,17 @@ static int m_close(lua_State *L)
 
 static int m_tostring(lua_State *L)
 {
-	lproc *p = luaL_checkudata(L, 1, PROCESS_MT);
+	lproc *p = ipcl_check_udata(L, 1, &process_type);
 	lua_pushfstring(L, "process %I%s", p->pid, p->open ? "" : " (closed)");
 	return 1;
 }
 
-static int m_index(lua_State *L)
+/* h.pid */
+static int m_field(lua_State *L, void *obj, const char *key)
 {
-	lproc *p = luaL_checkudata(L, 1, PROCESS_MT);
-	const char *key = lua_tostring(L, 2);
-	if (key && strcmp(key, "pid") == 0) {
-		lua_pushinteger(L, p->pid);
-		return 1;
-	}
-	lua_pushvalue(L, 2);
-	lua_rawget(L, lua_upvalueindex(1));
+	if (strcmp(key, "pid") != 0)
+		return 0;
+	lua_pushinteger(L, ((lproc *)obj)->pid);
 	return 1;
 }
 
@@ -428,22 +420,19 @@ static int l_spawn(lua_State *L)
 	return 1;
 }
 
+static const luaL_Reg process_methods[] = {{"wait", m_wait}, {"kill", m_kill}, {NULL, NULL}};
+static const luaL_Reg process_meta[] = {
+    {"__gc", m_close}, {"__close", m_close}, {"__tostring", m_tostring}, {NULL, NULL}};
+static const ipcl_udata_type process_type = {
+    {NULL, process_methods, NULL, NULL, NULL, sizeof(lproc), NULL, NULL},
+    "process",
+    process_meta,
+    m_field};
+
 void ipcl_open_proc(lua_State *L)
 {
 	static const luaL_Reg fns[] = {{"pid", l_pid},   {"clock", l_clock}, {"sleep", l_sleep},
 	                               {"fork", l_fork}, {"spawn", l_spawn}, {NULL, NULL}};
-	static const luaL_Reg methods[] = {{"wait", m_wait}, {"kill", m_kill}, {NULL, NULL}};
-	static const luaL_Reg meta[] = {
-	    {"__gc", m_close}, {"__close", m_close}, {"__tostring", m_tostring}, {NULL, NULL}};
-	luaL_newmetatable(L, PROCESS_MT);
-	luaL_setfuncs(L, meta, 0);
-	lua_pushliteral(L, "process");
-	lua_setfield(L, -2, "__name");
-	lua_pushliteral(L, "process");
-	lua_setfield(L, -2, "__ipc_type");
-	luaL_newlib(L, methods);
-	lua_pushcclosure(L, m_index, 1);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	ipcl_register_udata(L, &process_type);
 	luaL_setfuncs(L, fns, 0);
 }

@@ -1,6 +1,5 @@
 /* ipc.semaphore: a counter; opts.value, opts.max, opts.undo. */
 #include "../core/semaphore.h"
-#include "../core/signals.h"
 #include "modules.h"
 #include "object.h"
 
@@ -9,34 +8,40 @@ static const ipcl_type sem_type;
 static int s_post(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &sem_type);
-	lua_Integer n = ipcl_optinteger(L, 2, 1);
-	if (n < 1)
-		return ipcl_argerror(L, 2, "count must be >= 1");
-	ipc_error err;
-	if (ipc_sem_post(h->seg, n, &err) != IPC_OK)
-		return ipcl_raise_obj(L, h, &err);
+	lua_Integer n = 1;
+	if (lua_gettop(L) >= 2) {
+		n = ipcl_optinteger(L, 2, 1);
+		if (n < 1)
+			return ipcl_argerror(L, 2, "count must be >= 1");
+	}
+	if (n != 1 || !ipc_sem_post1_fast(h->seg)) {
+		ipc_error err;
+		if (ipc_sem_post(h->seg, n, &err) != IPC_OK)
+			return ipcl_raise_obj(L, h, &err);
+	}
 	lua_pushboolean(L, 1);
 	return 1;
 }
 
-/* Wait; pushes true/false and returns 1/0. */
-static int do_wait(lua_State *L, int tidx)
+static int sem_block(ipcl_handle *h, const ipc_deadline *dl, unsigned sigsnap, void *ctx,
+                     ipc_error *err)
 {
-	ipcl_handle *h = ipcl_check(L, 1, &sem_type);
-	unsigned snap = ipc_signal_count();
-	ipc_deadline dl = ipcl_opt_timeout(L, tidx);
-	ipc_error err;
-	int r = ipc_sem_wait(h->seg, &dl, snap, &err);
-	if (r == IPC_ERR)
-		return ipcl_raise_obj(L, h, &err);
-	ipcl_check_interrupt(L, r);
-	lua_pushboolean(L, r == IPC_OK);
-	return r == IPC_OK;
+	(void)ctx;
+	return ipc_sem_wait(h->seg, dl, sigsnap, err);
+}
+
+/* Wait (timeout argument at tidx); 1 taken, 0 timed out. */
+static int do_wait(lua_State *L, ipcl_handle *h, int tidx)
+{
+	lua_Number ms = ipcl_timeout_arg(L, tidx);
+	return ipc_sem_trywait_fast(h->seg) || ipcl_block(L, h, ms, sem_block, NULL);
 }
 
 static int s_wait(lua_State *L)
 {
-	do_wait(L, 2);
+	ipcl_handle *h = ipcl_check(L, 1, &sem_type);
+	lua_Number ms = ipcl_timeout_arg(L, 2); /* do_wait, written out: the hot path */
+	lua_pushboolean(L, ipc_sem_trywait_fast(h->seg) || ipcl_block(L, h, ms, sem_block, NULL));
 	return 1;
 }
 
@@ -50,15 +55,16 @@ static int s_value(lua_State *L)
 /* s:with(fn [, timeout]) -> true, fn()... | false; posts back even on error */
 static int s_with(lua_State *L)
 {
-	ipcl_check(L, 1, &sem_type);
+	ipcl_handle *h = ipcl_check(L, 1, &sem_type);
 	ipcl_checktype(L, 2, LUA_TFUNCTION);
 	lua_settop(L, 3);
-	if (!do_wait(L, 3))
+	int ok = do_wait(L, h, 3);
+	lua_pushboolean(L, ok);
+	if (!ok)
 		return 1;
 	int base = lua_gettop(L) - 1;
 	lua_pushvalue(L, 2);
 	int status = lua_pcall(L, 0, LUA_MULTRET, 0);
-	ipcl_handle *h = ipcl_test(L, 1);
 	if (h->seg) {
 		ipc_error err;
 		if (ipc_sem_post(h->seg, 1, &err) != IPC_OK && status == LUA_OK)

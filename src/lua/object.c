@@ -2,6 +2,7 @@
 #include "object.h"
 
 #include "../core/names.h"
+#include "../core/signals.h"
 #include "modules.h"
 
 #include <errno.h>
@@ -51,14 +52,31 @@ void ipcl_check_fail(lua_State *L, int idx, const ipcl_type *t)
 
 ipc_deadline ipcl_opt_timeout(lua_State *L, int idx)
 {
+	return ipc_deadline_in(ipcl_timeout_arg_slow(L, idx));
+}
+
+lua_Number ipcl_timeout_arg_slow(lua_State *L, int idx)
+{
 	if (lua_isnoneornil(L, idx))
-		return ipc_deadline_never();
+		return -1;
 	if (lua_type(L, idx) != LUA_TNUMBER)
 		ipcl_typeerror(L, idx, "number (timeout in milliseconds)");
 	lua_Number ms = lua_tonumber(L, idx);
 	if (isnan(ms) || ms < 0)
 		ipcl_argerror(L, idx, "timeout must be a non-negative number of milliseconds");
-	return ipc_deadline_in(ms);
+	return isinf(ms) ? -1 : ms;
+}
+
+int ipcl_block(lua_State *L, ipcl_handle *h, lua_Number ms, ipcl_block_fn fn, void *ctx)
+{
+	unsigned snap = ipc_signal_count();
+	ipc_deadline dl = ipc_deadline_in(ms); /* ms < 0: forever */
+	ipc_error err;
+	int r = fn(h, &dl, snap, ctx, &err);
+	if (r == IPC_ERR)
+		return ipcl_raise_obj(L, h, &err);
+	ipcl_check_interrupt(L, r);
+	return r == IPC_OK;
 }
 
 void ipcl_check_interrupt(lua_State *L, int r)
@@ -501,6 +519,61 @@ void ipcl_register_type(lua_State *L, const ipcl_type *t)
 	lua_setfield(L, -2, t->ops->name);
 }
 
+/* --- the other userdata ------------------------------------------------ */
+
+void ipcl_check_udata_fail(lua_State *L, int idx, const ipcl_udata_type *t)
+{
+	if (idx == 1)
+		ipcl_selferror(L, t->name);
+	ipcl_typeerror(L, idx, t->name);
+	abort(); /* not reached */
+}
+
+void *ipcl_new_udata(lua_State *L, const ipcl_udata_type *t, int nuv)
+{
+	size_t size = sizeof(ipcl_handle) + t->base.extra;
+	ipcl_handle *h = lua_newuserdatauv(L, size, nuv);
+	memset(h, 0, size);
+	h->magic = IPCL_UDATA_MAGIC;
+	h->type = &t->base;
+	lua_pushfstring(L, "ipcsh.%s", t->name);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+	lua_setmetatable(L, -2);
+	return h->extra;
+}
+
+/* __index with fields: the type's field hook, then the methods (upvalue 1). */
+static int udata_index(lua_State *L)
+{
+	const ipcl_udata_type *t = lua_touserdata(L, lua_upvalueindex(2));
+	void *obj = ipcl_test_udata(L, 1, t);
+	if (obj && lua_type(L, 2) == LUA_TSTRING && t->field(L, obj, lua_tostring(L, 2)))
+		return 1;
+	lua_pushvalue(L, 2);
+	lua_rawget(L, lua_upvalueindex(1));
+	return 1;
+}
+
+void ipcl_register_udata(lua_State *L, const ipcl_udata_type *t)
+{
+	lua_pushfstring(L, "ipcsh.%s", t->name);
+	luaL_newmetatable(L, lua_tostring(L, -1));
+	/* rebuilt on every load (luaopen must be idempotent) */
+	lua_pushstring(L, t->name);
+	lua_setfield(L, -2, "__name");
+	if (t->meta)
+		luaL_setfuncs(L, t->meta, 0);
+	lua_createtable(L, 0, 8);
+	if (t->base.methods)
+		luaL_setfuncs(L, t->base.methods, 0);
+	if (t->field) {
+		lua_pushlightuserdata(L, (void *)t);
+		lua_pushcclosure(L, udata_index, 2);
+	}
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 2);
+}
+
 /* ipc.open(name): open an existing object of whatever type it is. */
 static int l_open(lua_State *L)
 {
@@ -598,8 +671,15 @@ static int l_type(lua_State *L)
 	ipcl_checkany(L, 1);
 	ipcl_handle *h = ipcl_test(L, 1);
 	if (!h) {
-		/* other objects of ours (pidfile, child handles, remote objects)
-		 * name themselves; a function names the object it is given */
+		h = lua_touserdata(L, 1);
+		if (h && lua_rawlen(L, 1) >= sizeof(ipcl_handle) && h->magic == IPCL_UDATA_MAGIC) {
+			/* pidfile, process...: the udata type holds its name */
+			const ipcl_udata_type *ut = (const ipcl_udata_type *)(const void *)h->type;
+			lua_pushstring(L, ut->name);
+			return 1;
+		}
+		/* remote objects (tables, lua/interprocess/net*.lua) name
+		 * themselves: a function names the object it is given */
 		if (lua_getmetatable(L, 1)) {
 			lua_getfield(L, -1, "__ipc_type");
 			if (lua_type(L, -1) == LUA_TFUNCTION) {

@@ -9,7 +9,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#define IPCL_HANDLE_MAGIC 0x1bc5a7e1u
+#define IPCL_HANDLE_MAGIC 0x1bc5a7e1u /* a named object's handle */
+#define IPCL_UDATA_MAGIC 0x1bc5a7e2u  /* any other userdata of ours */
 
 typedef struct ipcl_handle ipcl_handle;
 
@@ -28,6 +29,19 @@ typedef struct ipcl_type {
 	int (*on_open)(lua_State *L, ipcl_handle *h);
 	void (*on_close)(ipcl_handle *h);
 } ipcl_type;
+
+/* Userdata that are not named objects (pidfile, process handle, PostgreSQL
+ * connection): base.ops is NULL, base.methods and base.extra (the size of
+ * the object) apply.  Registered with ipcl_register_udata, made by
+ * ipcl_new_udata, checked by ipcl_check_udata. */
+typedef struct ipcl_udata_type {
+	ipcl_type base;
+	const char *name;
+	const luaL_Reg *meta; /* __gc, __close, __tostring... */
+	/* __index for fields (p.path) besides the methods: push the field
+	 * `key` of the object and return 1, or return 0 */
+	int (*field)(lua_State *L, void *obj, const char *key);
+} ipcl_udata_type;
 
 struct ipcl_handle {
 	uint32_t magic;
@@ -65,6 +79,33 @@ static inline ipcl_handle *ipcl_check(lua_State *L, int idx, const ipcl_type *t)
 }
 const ipcl_type *ipcl_find_type(uint32_t id);
 
+/* --- the other userdata (ipcl_type with ops == NULL) -------------------
+ * Same header (magic, type) as a handle, so one check serves every
+ * userdata of the module and ipc.type() reads the type from it. */
+void ipcl_register_udata(lua_State *L, const ipcl_udata_type *t);
+/* A zeroed object of type t (t->extra bytes) with nuv user values, its
+ * metatable set, pushed; returns the object. */
+void *ipcl_new_udata(lua_State *L, const ipcl_udata_type *t, int nuv);
+/* The object at idx when it is a t, else NULL. */
+static inline void *ipcl_test_udata(lua_State *L, int idx, const ipcl_udata_type *t)
+{
+	ipcl_handle *h = lua_touserdata(L, idx);
+	if (!h || lua_rawlen(L, idx) < sizeof(ipcl_handle) || h->magic != IPCL_UDATA_MAGIC ||
+	    h->type != &t->base)
+		return NULL;
+	return h->extra;
+}
+/* The object at idx; raises "bad argument" (q.send(x) vs q:send(x) for
+ * argument 1) when it is not a t. */
+_Noreturn void ipcl_check_udata_fail(lua_State *L, int idx, const ipcl_udata_type *t);
+static inline void *ipcl_check_udata(lua_State *L, int idx, const ipcl_udata_type *t)
+{
+	void *p = ipcl_test_udata(L, idx, t);
+	if (!p)
+		ipcl_check_udata_fail(L, idx, t);
+	return p;
+}
+
 /* Raise a Lua error from a core error. */
 int ipcl_raise(lua_State *L, const ipc_error *err);
 /* Raise an error naming the object: 'mutex "jobs": <msg>'. */
@@ -72,6 +113,32 @@ int ipcl_raise_obj(lua_State *L, ipcl_handle *h, const ipc_error *err);
 
 /* Optional timeout argument at idx (nil / math.huge: forever; >= 0 ms). */
 ipc_deadline ipcl_opt_timeout(lua_State *L, int idx);
+
+/* --- the blocking-call pattern -----------------------------------------
+ * A blocking method checks its handle and arguments, tries the uncontended
+ * operation, and only when that fails reads the clock for the deadline,
+ * takes the signal snapshot and calls the blocking core function:
+ *
+ *     ipcl_handle *h = ipcl_check(L, 1, &sem_type);
+ *     lua_Number ms = ipcl_timeout_arg(L, 2);        (checked, no clock read)
+ *     int ok = fast_try(h) || ipcl_block(L, h, ms, sem_block, NULL);
+ *
+ * ipcl_block maps the core result: IPC_OK -> 1, IPC_TIMEOUT -> 0,
+ * IPC_INTERRUPTED raises "NAME: interrupted", IPC_ERR raises the error
+ * naming the object ('wait: semaphore "s": ...').  h is a named object's
+ * handle; ctx is passed through to fn (the mutex of c:wait(m), ...). */
+typedef int (*ipcl_block_fn)(ipcl_handle *h, const ipc_deadline *dl, unsigned sigsnap, void *ctx,
+                             ipc_error *err);
+int ipcl_block(lua_State *L, ipcl_handle *h, lua_Number ms, ipcl_block_fn fn, void *ctx);
+
+/* The optional timeout argument at idx, checked: milliseconds, or -1 for
+ * forever (none, nil, math.huge).  Raises on a bad value.  No clock read:
+ * ipcl_block turns it into a deadline when the call has to wait. */
+lua_Number ipcl_timeout_arg_slow(lua_State *L, int idx);
+static inline lua_Number ipcl_timeout_arg(lua_State *L, int idx)
+{
+	return lua_gettop(L) < idx ? -1 : ipcl_timeout_arg_slow(L, idx);
+}
 
 /* For a blocking call's result: IPC_INTERRUPTED raises "interrupted". */
 void ipcl_check_interrupt(lua_State *L, int r);
