@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -65,12 +66,20 @@ static spin_entry spin_tab[SPIN_ENTRIES];
 static _Thread_local const uint32_t *pending_word;
 static _Thread_local int64_t pending_t0;
 
+/* Spinning only pays when the process that will change the word can run
+ * meanwhile: not on one CPU, nor when we may run on one CPU only (taskset).
+ * Read once per process. */
 static int many_cpus(void)
 {
-	static long ncpu;
-	long n = __atomic_load_n(&ncpu, __ATOMIC_RELAXED);
+	static int ncpu;
+	int n = __atomic_load_n(&ncpu, __ATOMIC_RELAXED);
 	if (!n) {
-		n = sysconf(_SC_NPROCESSORS_ONLN);
+		cpu_set_t set;
+		n = sched_getaffinity(0, sizeof set, &set) == 0
+		        ? CPU_COUNT(&set)
+		        : (int)sysconf(_SC_NPROCESSORS_ONLN);
+		if (n < 1)
+			n = 1;
 		__atomic_store_n(&ncpu, n, __ATOMIC_RELAXED);
 	}
 	return n > 1;
