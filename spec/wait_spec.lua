@@ -132,6 +132,39 @@ describe('wait module', function()
     run_pingpong('barrier', 500, 'taskset -c 0')
   end)
 
+  -- lua.c sets its own SIGINT handler before every chunk it runs (and the
+  -- default after it): the once-per-wait check must put ours back on top,
+  -- or the wait below would sleep through the signal until its timeout.
+  it('stock lua swaps SIGINT handlers per chunk: a wait in a later chunk is still interrupted',
+    function()
+      local so = os.getenv('IPCSH_SO_DIR')
+      if not so or H.sh('command -v lua5.4 >/dev/null') ~= 0 then
+        pending('needs lua5.4 and IPCSH_SO_DIR')
+        return
+      end
+      local name = H.name()
+      local e <close> = ipc.event(name, { cleanup = true })
+      local dir = H.tmpname('chunks')
+      os.execute('mkdir -p ' .. dir)
+      local q = function(x) return "'" .. x:gsub("'", "'\\''") .. "'" end
+      local lua = ('exec env LUA_CPATH=%s lua5.4 -e %s -e %s -e %s'):format(q(so .. '/?.so;;'),
+        q('ipc = require "interprocess"'), q(('e = ipc.event(%q)'):format(name)),
+        q('print(pcall(e.wait, e, 10000))'))
+      os.execute(('(sh -c %s >%s/out 2>&1; echo $? >%s/status) </dev/null >/dev/null 2>&1 &'):format(
+        q('echo $$ >' .. dir .. '/pid; ' .. lua), dir, dir))
+      assert.truthy(H.wait_until(function() return e:info().waiters == 1 end, 10000))
+      local pid = tonumber(H.read_file(dir .. '/pid'))
+      local t0 = H.clock()
+      os.execute('kill -INT ' .. pid)
+      local st = H.wait_file(dir .. '/status', 5000)
+      assert.truthy(st, 'the wait slept through SIGINT')
+      assert.is_true(H.clock() - t0 < 1000, 'took ' .. (H.clock() - t0) .. ' ms')
+      local out = H.read_file(dir .. '/out') or ''
+      assert.truthy(out:match('interrupted'), out)
+      assert.equal(0, e:info().waiters)
+      os.execute('rm -rf ' .. dir)
+    end)
+
   it('SIGINT interrupts a condition wait promptly; the waiter is withdrawn', function()
     local name = H.name()
     local c <close> = ipc.condition(name, { cleanup = true })

@@ -164,7 +164,7 @@ static int wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline
 	int64_t left;
 	int sliced;
 	if (install && sigsnap != IPC_UNINTERRUPTIBLE)
-		ipc_signals_install();
+		ipc_signals_check();
 	int pre = sleep_length(dl, slice_ns, sigsnap, &left, &sliced);
 	if (pre != IPC_OK)
 		return pre;
@@ -214,7 +214,7 @@ int ipc_wait_until(const ipc_wait_spec *w, const ipc_deadline *dl, unsigned sigs
 			if (!ipc_deadline_passed(dl) && spin(w->word, seen, &t0))
 				continue;
 			if (sigsnap != IPC_UNINTERRUPTIBLE)
-				ipc_signals_install(); /* once per wait: lua.c swaps SIGINT's */
+				ipc_signals_check(); /* once per wait: lua.c swaps SIGINT's */
 		}
 		slept = 1;
 		int r = wait_word(w->word, seen, dl, w->slice_ns, sigsnap, 0);
@@ -291,7 +291,7 @@ int ipc_wait_words(const uint32_t *const *words, const uint32_t *expected, int n
 	int64_t left;
 	int sliced;
 	if (sigsnap != IPC_UNINTERRUPTIBLE)
-		ipc_signals_install();
+		ipc_signals_check();
 	int pre = sleep_length(dl, slice_ns, sigsnap, &left, &sliced);
 	if (pre != IPC_OK)
 		return pre;
