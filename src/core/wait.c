@@ -115,14 +115,30 @@ static void learn(const uint32_t *word, int64_t sample_ns)
 	__atomic_store_n(&e->avg_ns, (int32_t)avg, __ATOMIC_RELAXED);
 }
 
-/* A wait that slept ended (woken: the word changed) after total_ns since
- * its spin began: short enough, and a longer spin would have caught it. */
+/* The samples (docs/design.md, "The spin policy").  budget = 2 x mean, so
+ * a sample of half the budget holds it, more grows it, less shrinks it.
+ *  - a spin caught the change after d: max(d, budget/2): a late catch (a
+ *    close call) grows the budget, an early one holds it;
+ *  - a spin gave up, the sleep was woken within IPC_SPIN_SHORT_NS: hold,
+ *    or recover toward IPC_SPIN_NS.  Its length is no guide (it includes
+ *    the sleep and the wake-up), and growing on it was measured to double
+ *    event and barrier hand-offs on a loaded machine: a longer spin only
+ *    took the CPU the waker needed;
+ *  - a longer wait, a timeout, a signal: 0, spinning was wasted. */
+static void learn_caught(const uint32_t *word, int64_t d)
+{
+	int64_t half = ipc_spin_budget(word) / 2;
+	learn(word, d > half ? d : half);
+}
+
 static void learn_sleep(const uint32_t *word, int64_t total_ns, int woken)
 {
-	if (!woken || total_ns > IPC_SPIN_SHORT_NS)
+	if (!woken || total_ns > IPC_SPIN_SHORT_NS) {
 		learn(word, 0);
-	else
-		learn(word, total_ns < IPC_SPIN_MAX_NS ? total_ns : IPC_SPIN_MAX_NS);
+		return;
+	}
+	int64_t half = ipc_spin_budget(word) / 2;
+	learn(word, half > IPC_SPIN_NS / 2 ? half : IPC_SPIN_NS / 2);
 }
 
 /* Spin while *word == expected, for the word's budget.  *t0 = when it
@@ -137,7 +153,7 @@ static int spin(const uint32_t *word, uint32_t expected, int64_t *t0)
 	int64_t start = ipc_now_ns();
 	for (int i = 0;; i++) {
 		if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != expected) {
-			learn(word, ipc_now_ns() - start);
+			learn_caught(word, ipc_now_ns() - start);
 			return 1;
 		}
 		ipc_cpu_relax();

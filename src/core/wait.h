@@ -27,15 +27,16 @@ int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *d
 /* Wake up to n sleepers (n < 0: all). */
 void ipc_wake_word(uint32_t *word, int n);
 
-/* The spin policy (docs/design.md, "wait module"): how long a waiter spins
- * before it sleeps adapts, per word, to how long the recent waits on that
- * word were: the budget is twice their running mean, between MIN and MAX,
- * starting at IPC_SPIN_NS.  A wait longer than IPC_SPIN_SHORT_NS counts as
- * zero (spinning could not have caught it).  No spinning on one CPU. */
+/* The spin policy (docs/design.md, "The wait module"): how long a waiter
+ * spins before it sleeps adapts, per word, to how the recent waits on that
+ * word went: it grows on spins that caught the change late, holds while
+ * sleeps are woken soon (within IPC_SPIN_SHORT_NS), shrinks on longer
+ * waits, timeouts and signals; between MIN and MAX, starting at
+ * IPC_SPIN_NS.  No spinning when the process may run on one CPU only. */
 #define IPC_SPIN_NS 4000
 #define IPC_SPIN_MIN_NS 500
-#define IPC_SPIN_MAX_NS 32000
-#define IPC_SPIN_SHORT_NS 64000
+#define IPC_SPIN_MAX_NS 8000
+#define IPC_SPIN_SHORT_NS 1000000LL
 
 /* Spin (per the policy) while *word == expected.  Returns 1 if the word
  * changed.  When it did not, the next ipc_wait_word on the same word by this
