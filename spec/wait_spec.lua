@@ -31,6 +31,50 @@ local kinds = {
       m:lock()]], 'o:wait(m, ms)') },
 }
 
+-- The C side (spec/support/wait/wait_test.c), built from the core sources
+-- with the sanitizers when the suite's ipcsh has them.
+describe('wait module, C', function()
+  local tmp = H.tmpname('waitc')
+  local exe = tmp .. '/wait_test'
+  local function sh_ok(cmd)
+    local code, out, err = H.sh(cmd)
+    assert(code == 0, cmd .. ' failed (' .. code .. '):\n' .. out .. err)
+    return (out:gsub('\n$', ''))
+  end
+  setup(function()
+    local _, needed = H.sh('readelf -d ' .. H.bin)
+    local san = needed:find('libasan', 1, true) and ' -fsanitize=address,undefined' or ''
+    local core = {}
+    for _, f in ipairs({ 'wait', 'signals', 'rlock', 'common', 'procid' }) do
+      core[#core + 1] = 'src/core/' .. f .. '.c'
+    end
+    sh_ok('mkdir -p ' .. tmp)
+    sh_ok(('cc -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror%s -Isrc/core -o %s ' ..
+      'spec/support/wait/wait_test.c %s -pthread'):format(san, exe, table.concat(core, ' ')))
+  end)
+  teardown(function() os.execute('rm -rf ' .. tmp) end)
+
+  it('a word not seen yet gets 4 us of spinning; none when pinned to one CPU', function()
+    local ncpu = tonumber(sh_ok('nproc'))
+    assert.equal(ncpu > 1 and '4000' or '0', sh_ok(exe .. ' budget'))
+    if H.sh('taskset -c 0 true') == 0 then
+      assert.equal('0', sh_ok('taskset -c 0 ' .. exe .. ' budget'))
+    end
+  end)
+
+  it('waits that time out shrink the budget to its floor (helper and raw calls)', function()
+    if tonumber(sh_ok('nproc')) < 2 then return pending('one CPU: no spinning') end
+    assert.equal('500 500', sh_ok(exe .. ' shrink'))
+  end)
+
+  it('ipc_wait_until: ready, error, woken, deadline with slices, signal', function()
+    assert.equal('ok', sh_ok(exe .. ' until'))
+    if H.sh('taskset -c 0 true') == 0 then
+      assert.equal('ok', sh_ok('taskset -c 0 ' .. exe .. ' until'))
+    end
+  end)
+end)
+
 describe('wait module', function()
   for _, k in ipairs(kinds) do
     it(k[1] .. ': a blocked wait sleeps (CPU < 10% of it) and never ends early', function()
