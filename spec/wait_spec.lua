@@ -151,6 +151,7 @@ describe('wait module', function()
         local st = H.read_file(kids[i].dir .. '/status')
         assert.equal('0', st and st:match('%d+'), H.read_file(kids[i].dir .. '/out'))
       end
+      for i = 1, 2 do os.execute('rm -rf ' .. kids[i].dir) end
     else
       for i = 1, 2 do assert.truthy(kids[i]:wait_ready()) end
       for i = 1, 2 do kids[i]:go() end
