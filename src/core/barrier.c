@@ -115,12 +115,7 @@ static int bar_lock(bar_body *b, const ipc_deadline *dl, unsigned sigsnap, ipc_e
 
 static int bar_lock_always(bar_body *b, ipc_error *err)
 {
-	ipc_deadline never = ipc_deadline_never();
-	int r;
-	do
-		r = bar_lock(b, &never, IPC_UNINTERRUPTIBLE, err);
-	while (r == IPC_TIMEOUT); /* cannot happen without a deadline */
-	return r;
+	return ipc_lock_always(&b->lock, bar_repair_cb, b, err);
 }
 
 static void unlock(bar_body *b)
@@ -168,6 +163,23 @@ static void maybe_reap(bar_body *b)
 		return;
 	reap_dead(b, load32(&b->gen));
 	unlock(b);
+}
+
+typedef struct round_wait {
+	bar_body *b;
+	uint32_t gen;
+} round_wait;
+
+/* The round we arrived in completed: gen moved on. */
+static int round_done(void *ctx)
+{
+	round_wait *rw = ctx;
+	return load32(&rw->b->gen) != rw->gen;
+}
+
+static void round_slice(void *ctx)
+{
+	maybe_reap(((round_wait *)ctx)->b);
 }
 
 int ipc_barrier_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap, int *is_last,
@@ -219,21 +231,11 @@ int ipc_barrier_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap,
 	ipc_failpoint("barrier.arrived");
 	unlock(b);
 
-	int spun = 0;
-	for (;;) {
-		if (load32(&b->gen) != g)
-			return IPC_OK;
-		if (!spun) {
-			spun = 1;
-			if (ipc_spin_word(&b->gen, g))
-				continue;
-		}
-		r = ipc_wait_word(&b->gen, g, dl, IPC_SLICE_NS, sigsnap);
-		if (r != IPC_OK)
-			break;
-		if (load32(&b->gen) == g)
-			maybe_reap(b);
-	}
+	round_wait rw = {b, g};
+	ipc_wait_spec ws = {&b->gen, round_done, round_slice, &rw, IPC_SLICE_NS};
+	r = ipc_wait_until(&ws, dl, sigsnap);
+	if (r == IPC_OK)
+		return IPC_OK;
 	/* Timed out or interrupted: withdraw, unless the round completed
 	 * meanwhile (then the wait succeeded). */
 	if (bar_lock_always(b, err) != IPC_OK) {

@@ -42,6 +42,11 @@ static int lock_i(ipc_cond_body *b, const ipc_deadline *dl, ipc_error *err)
 	return ipc_rlock_enter(&b->i, dl, IPC_UNINTERRUPTIBLE, repair_i, b, err);
 }
 
+static int signalled(void *ctx)
+{
+	return __atomic_load_n(&((ipc_cond_waiter *)ctx)->word, __ATOMIC_ACQUIRE) != 0;
+}
+
 int ipc_cond_wait(ipc_segment *cond, ipc_segment *mutex, const ipc_deadline *dl, unsigned sigsnap,
                   ipc_error *err)
 {
@@ -67,14 +72,11 @@ int ipc_cond_wait(ipc_segment *cond, ipc_segment *mutex, const ipc_deadline *dl,
 	ipc_rlock_unlock(&b->i);
 
 	ipc_mutex_unlock(mutex, err);
-	r = IPC_OK;
-	while (__atomic_load_n(&w->word, __ATOMIC_ACQUIRE) == 0) {
-		r = ipc_wait_word(&w->word, 0, dl, 0, sigsnap);
-		if (r != IPC_OK)
-			break;
-	}
+	/* signal() sets our word, then wakes it: no slices needed */
+	ipc_wait_spec ws = {&w->word, signalled, NULL, w, 0};
+	r = ipc_wait_until(&ws, dl, sigsnap);
 	ipc_error ignored;
-	if (lock_i(b, NULL, &ignored) == IPC_OK) {
+	if (ipc_lock_always(&b->i, repair_i, b, &ignored) == IPC_OK) {
 		if (__atomic_load_n(&w->word, __ATOMIC_ACQUIRE))
 			r = IPC_OK; /* signalled just as we gave up: take it */
 		if (w->token == me) {
@@ -96,7 +98,7 @@ int ipc_cond_signal(ipc_segment *cond, int all, ipc_error *err)
 	ipc_cond_body *b = body_of(cond);
 	if (__atomic_load_n(&b->nwait, __ATOMIC_ACQUIRE) == 0)
 		return 0;
-	int r = lock_i(b, NULL, err);
+	int r = ipc_lock_always(&b->i, repair_i, b, err);
 	if (r != IPC_OK)
 		return r;
 	int woken = 0;

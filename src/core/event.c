@@ -114,12 +114,7 @@ static int ev_lock(ev_body *b, const ipc_deadline *dl, unsigned sigsnap, ipc_err
 /* For clean-up after a wait: ignores signals (the lock is held briefly). */
 static int ev_lock_always(ev_body *b, ipc_error *err)
 {
-	ipc_deadline never = ipc_deadline_never();
-	int r;
-	do
-		r = ev_lock(b, &never, IPC_UNINTERRUPTIBLE, err);
-	while (r == IPC_TIMEOUT); /* cannot happen without a deadline */
-	return r;
+	return ipc_lock_always(&b->lock, ev_repair_cb, b, err);
 }
 
 static void unlock(ev_body *b)
@@ -268,6 +263,27 @@ static int leave_slot(ev_body *b, ev_slot *s, ipc_error *err)
 	return granted;
 }
 
+/* Auto reset: our slot's own word turns GRANTED when a set is handed to
+ * us; anything else but WAITING (or our token gone) is corruption. */
+typedef struct auto_wait {
+	ev_slot *s;
+	ipc_token me;
+	int corrupt;
+} auto_wait;
+
+static int auto_ready(void *ctx)
+{
+	auto_wait *a = ctx;
+	uint32_t w = load32(&a->s->word);
+	if (w == SLOT_GRANTED)
+		return 1;
+	if (w != SLOT_WAITING || load64(&a->s->token) != a->me) {
+		a->corrupt = 1; /* never spin or sleep on it */
+		return IPC_ERR;
+	}
+	return 0;
+}
+
 static int wait_auto(ipc_segment *seg, ev_body *b, const ipc_deadline *dl, unsigned sigsnap,
                      ipc_error *err)
 {
@@ -287,33 +303,31 @@ static int wait_auto(ipc_segment *seg, ev_body *b, const ipc_deadline *dl, unsig
 	unlock(b);
 	if (r != IPC_OK)
 		return r;
-	int spun = 0;
-	ipc_token me = ipc_self_token();
-	for (;;) {
-		uint32_t w = load32(&s->word);
-		if (w == SLOT_GRANTED)
-			break;
-		/* only corruption changes these: never spin on them */
-		if (w != SLOT_WAITING || load64(&s->token) != me) {
-			leave_slot(b, s, err);
-			return ipc_fail(err, 0, "event \"%s\" is corrupt (waiter slot changed)",
-			                seg->name);
-		}
-		if (!spun) {
-			spun = 1;
-			if (ipc_spin_word(&s->word, SLOT_WAITING))
-				continue;
-		}
-		r = ipc_wait_word(&s->word, SLOT_WAITING, dl, IPC_SLICE_NS, sigsnap);
-		if (r != IPC_OK)
-			break;
-	}
+	auto_wait a = {s, ipc_self_token(), 0};
+	ipc_wait_spec ws = {&s->word, auto_ready, NULL, &a, IPC_SLICE_NS};
+	r = ipc_wait_until(&ws, dl, sigsnap);
 	int g = leave_slot(b, s, err);
+	if (a.corrupt)
+		return ipc_fail(err, 0, "event \"%s\" is corrupt (waiter slot changed)", seg->name);
 	if (g < 0)
 		return IPC_ERR;
 	/* Granted before we withdrew: the set is ours, even on a timeout or a
 	 * signal (the caller then sees true; Lua raises the interrupt next). */
 	return g ? IPC_OK : r;
+}
+
+/* Manual reset: passed when set now, or set (and maybe cleared) since the
+ * wait began (the generation moved). */
+typedef struct manual_wait {
+	ev_body *b;
+	uint32_t w0;
+} manual_wait;
+
+static int manual_ready(void *ctx)
+{
+	manual_wait *m = ctx;
+	uint32_t w = load32(&m->b->state);
+	return (w & 1) || (w >> 1) != (m->w0 >> 1);
 }
 
 static int wait_manual(ipc_segment *seg, ev_body *b, const ipc_deadline *dl, unsigned sigsnap,
@@ -332,26 +346,13 @@ static int wait_manual(ipc_segment *seg, ev_body *b, const ipc_deadline *dl, uns
 	unlock(b);
 	if (r != IPC_OK)
 		return r;
-	int spun = 0, passed = 0;
-	for (;;) {
-		uint32_t w = load32(&b->state);
-		/* set now, or set (and maybe cleared) since we started */
-		if ((w & 1) || (w >> 1) != (w0 >> 1)) {
-			passed = 1;
-			break;
-		}
-		if (!spun) {
-			spun = 1;
-			if (ipc_spin_word(&b->state, w))
-				continue;
-		}
-		r = ipc_wait_word(&b->state, w, dl, IPC_SLICE_NS, sigsnap);
-		if (r != IPC_OK)
-			break;
-	}
+	/* registered (so set() wakes us), then the state is read */
+	manual_wait m = {b, w0};
+	ipc_wait_spec ws = {&b->state, manual_ready, NULL, &m, IPC_SLICE_NS};
+	r = ipc_wait_until(&ws, dl, sigsnap);
 	if (leave_slot(b, s, err) < 0)
 		return IPC_ERR;
-	return passed ? IPC_OK : r;
+	return r;
 }
 
 int ipc_event_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err)

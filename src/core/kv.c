@@ -3,6 +3,7 @@
 #include "kv.h"
 
 #include "names.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -540,20 +541,19 @@ uint32_t ipc_kv_repair(ipc_kv *kv)
 	return cut;
 }
 
+/* The previous holder died inside a critical section: rebuild the
+ * bookkeeping from what the index reaches. */
+static void repair_died(void *ctx)
+{
+	ipc_kv *kv = ctx;
+	ipc_kv_repair(kv);
+	kv->b->repairs++;
+}
+
 int ipc_kv_lock(ipc_kv *kv, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err)
 {
-	int died = 0;
-	int r = ipc_rlock_lock(&kv->b->lock, dl, sigsnap, &died, err);
-	if (r != IPC_OK)
-		return r;
-	if (died) {
-		/* The previous holder died inside a critical section: rebuild the
-		 * bookkeeping from what the index reaches. */
-		ipc_kv_repair(kv);
-		kv->b->repairs++;
-		ipc_rlock_consistent(&kv->b->lock);
-	}
-	return IPC_OK;
+	/* held for as long as an update's function runs: no bound */
+	return ipc_lock_long(&kv->b->lock, dl, sigsnap, repair_died, kv, err);
 }
 
 void ipc_kv_unlock(ipc_kv *kv)

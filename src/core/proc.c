@@ -2,6 +2,7 @@
 
 #include "procid.h"
 #include "signals.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -131,16 +132,14 @@ int ipc_child_wait(ipc_child *c, const ipc_deadline *dl, unsigned sigsnap, ipc_e
 		int r = try_reap(c, err);
 		if (r != 0)
 			return r > 0 ? IPC_OK : IPC_ERR;
-		/* The signal first: one that arrived during the last slice must
-		 * not be lost to the timeout (the next call takes a new snapshot). */
-		if (ipc_signal_since(sigsnap))
-			return IPC_INTERRUPTED;
-		int64_t left = ipc_deadline_left(dl);
-		if (left <= 0)
-			return IPC_TIMEOUT;
-		/* A signal landing between the check above and the sleep is seen
-		 * after at most one slice. */
-		int64_t slice = left < 20000000 ? left : 20000000;
+		/* The signal first (the wait module's order): one that arrived
+		 * during the last slice must not be lost to the timeout.  One
+		 * landing between this check and the sleep is seen after at most
+		 * one slice. */
+		int64_t slice;
+		r = ipc_wait_slice(dl, IPC_SLICE_NS, sigsnap, &slice);
+		if (r != IPC_OK)
+			return r;
 		if (c->pidfd >= 0) {
 			struct pollfd pfd = {c->pidfd, POLLIN, 0};
 			int ms = (int)((slice + 999999) / 1000000);

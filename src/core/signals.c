@@ -105,6 +105,17 @@ static void at_exit(void)
 	ipc_cleanup_run();
 }
 
+static int installed; /* ipc_signals_install ran at least once */
+
+void ipc_signals_check(void)
+{
+	struct sigaction cur;
+	if (installed && sigaction(SIGINT, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+	    cur.sa_sigaction == on_signal)
+		return;
+	ipc_signals_install();
+}
+
 void ipc_signals_install(void)
 {
 	static int done;
@@ -126,6 +137,7 @@ void ipc_signals_install(void)
 		previous[i] = cur;
 		sigaction(handled[i], &sa, NULL);
 	}
+	installed = 1;
 }
 
 /* Take an entry out of the handler's view, then free its path. */

@@ -11,7 +11,13 @@
 #ifndef IPC_SIGNALS_H
 #define IPC_SIGNALS_H
 
-void ipc_signals_install(void); /* idempotent */
+void ipc_signals_install(void); /* idempotent; 3 syscalls when done already */
+/* The cheap check every blocking wait makes, once per wait: installs on
+ * first use; afterwards reads SIGINT's disposition only (one syscall) and
+ * re-installs all three when it was replaced.  lua.c sets its own SIGINT
+ * handler around every chunk it runs; SIGTERM and SIGHUP are otherwise
+ * (re)installed at module load, ipc.spawn and the runner's start. */
+void ipc_signals_check(void);
 
 /* A number that changes whenever one of our signals arrives. */
 unsigned ipc_signal_count(void);

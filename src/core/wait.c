@@ -1,9 +1,11 @@
 #include "wait.h"
 
+#include "rlock.h"
 #include "signals.h"
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -23,7 +25,6 @@ static long futex(const uint32_t *addr, int op, uint32_t val, const struct times
 static int sleep_length(const ipc_deadline *dl, int64_t slice_ns, unsigned sigsnap, int64_t *left,
                         int *sliced)
 {
-	ipc_signals_install();
 	if (ipc_signal_since(sigsnap))
 		return IPC_INTERRUPTED;
 	*left = ipc_deadline_left(dl);
@@ -41,11 +42,145 @@ static int sleep_length(const ipc_deadline *dl, int64_t slice_ns, unsigned sigsn
 	return IPC_OK;
 }
 
-int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *dl, int64_t slice_ns,
-                  unsigned sigsnap)
+int ipc_wait_slice(const ipc_deadline *dl, int64_t slice_ns, unsigned sigsnap, int64_t *left)
+{
+	int sliced;
+	return sleep_length(dl, slice_ns, sigsnap, left, &sliced);
+}
+
+/* ---- the spin policy ----
+ * Per process, a small table keyed by the word's address (a collision
+ * only shares an estimate): the running mean of recent wait lengths on
+ * that word, updated by 1/8 of each new sample. */
+#define SPIN_ENTRIES 64
+
+typedef struct spin_entry {
+	uintptr_t key;
+	int32_t avg_ns;
+} spin_entry;
+
+static spin_entry spin_tab[SPIN_ENTRIES];
+
+/* A spin that did not catch the change, waiting for the sleep that
+ * follows it (ipc_spin_word, then ipc_wait_word on the same word). */
+static _Thread_local const uint32_t *pending_word;
+static _Thread_local int64_t pending_t0;
+
+/* Spinning only pays when the process that will change the word can run
+ * meanwhile: not on one CPU, nor when we may run on one CPU only (taskset).
+ * Read once per process. */
+static int many_cpus(void)
+{
+	static int ncpu;
+	int n = __atomic_load_n(&ncpu, __ATOMIC_RELAXED);
+	if (!n) {
+		cpu_set_t set;
+		n = sched_getaffinity(0, sizeof set, &set) == 0
+		        ? CPU_COUNT(&set)
+		        : (int)sysconf(_SC_NPROCESSORS_ONLN);
+		if (n < 1)
+			n = 1;
+		__atomic_store_n(&ncpu, n, __ATOMIC_RELAXED);
+	}
+	return n > 1;
+}
+
+static spin_entry *entry_of(const uint32_t *word)
+{
+	uint64_t k = (uint64_t)(uintptr_t)word >> 2;
+	return &spin_tab[(k * 0x9E3779B97F4A7C15ull) >> 58]; /* 64 = 2^6 entries */
+}
+
+int64_t ipc_spin_budget(const uint32_t *word)
+{
+	if (!many_cpus())
+		return 0;
+	spin_entry *e = entry_of(word);
+	if (__atomic_load_n(&e->key, __ATOMIC_RELAXED) != (uintptr_t)word)
+		return IPC_SPIN_NS;
+	int64_t b = 2 * (int64_t)__atomic_load_n(&e->avg_ns, __ATOMIC_RELAXED);
+	return b < IPC_SPIN_MIN_NS ? IPC_SPIN_MIN_NS : b > IPC_SPIN_MAX_NS ? IPC_SPIN_MAX_NS : b;
+}
+
+/* One more observed wait on word: sample_ns long (0: a long wait). */
+static void learn(const uint32_t *word, int64_t sample_ns)
+{
+	spin_entry *e = entry_of(word);
+	int64_t avg = IPC_SPIN_NS / 2;
+	if (__atomic_load_n(&e->key, __ATOMIC_RELAXED) == (uintptr_t)word)
+		avg = __atomic_load_n(&e->avg_ns, __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(&e->key, (uintptr_t)word, __ATOMIC_RELAXED);
+	avg += (sample_ns - avg) / 8;
+	__atomic_store_n(&e->avg_ns, (int32_t)avg, __ATOMIC_RELAXED);
+}
+
+/* The samples (docs/design.md, "The spin policy").  budget = 2 x mean, so
+ * a sample of half the budget holds it, more grows it, less shrinks it.
+ *  - a spin caught the change after d: max(d, budget/2): a late catch (a
+ *    close call) grows the budget, an early one holds it;
+ *  - a spin gave up, the sleep was woken within IPC_SPIN_SHORT_NS: hold,
+ *    or recover toward IPC_SPIN_NS.  Its length is no guide (it includes
+ *    the sleep and the wake-up), and growing on it was measured to double
+ *    event and barrier hand-offs on a loaded machine: a longer spin only
+ *    took the CPU the waker needed;
+ *  - a longer wait, a timeout, a signal: 0, spinning was wasted. */
+static void learn_caught(const uint32_t *word, int64_t d)
+{
+	int64_t half = ipc_spin_budget(word) / 2;
+	learn(word, d > half ? d : half);
+}
+
+static void learn_sleep(const uint32_t *word, int64_t total_ns, int woken)
+{
+	if (!woken || total_ns > IPC_SPIN_SHORT_NS) {
+		learn(word, 0);
+		return;
+	}
+	int64_t half = ipc_spin_budget(word) / 2;
+	learn(word, half > IPC_SPIN_NS / 2 ? half : IPC_SPIN_NS / 2);
+}
+
+/* Spin while *word == expected, for the word's budget.  *t0 = when it
+ * began (0 on one CPU: no spin).  A time budget, not a count: PAUSE costs
+ * from a few to ~140 cycles depending on the CPU. */
+static int spin(const uint32_t *word, uint32_t expected, int64_t *t0)
+{
+	*t0 = 0;
+	if (!many_cpus())
+		return 0;
+	int64_t budget = ipc_spin_budget(word);
+	int64_t start = ipc_now_ns();
+	for (int i = 0;; i++) {
+		if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != expected) {
+			learn_caught(word, ipc_now_ns() - start);
+			return 1;
+		}
+		ipc_cpu_relax();
+		if ((i & 15) == 15 && ipc_now_ns() - start >= budget)
+			break;
+	}
+	*t0 = start;
+	return 0;
+}
+
+int ipc_spin_word(const uint32_t *word, uint32_t expected)
+{
+	int64_t t0;
+	int r = spin(word, expected, &t0);
+	pending_word = t0 ? word : NULL;
+	pending_t0 = t0;
+	return r;
+}
+
+/* One futex sleep.  install: (re)check our signal handlers first. */
+static int wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *dl,
+                     int64_t slice_ns, unsigned sigsnap, int install)
 {
 	int64_t left;
 	int sliced;
+	if (install && sigsnap != IPC_UNINTERRUPTIBLE)
+		ipc_signals_check();
 	int pre = sleep_length(dl, slice_ns, sigsnap, &left, &sliced);
 	if (pre != IPC_OK)
 		return pre;
@@ -54,6 +189,10 @@ int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *d
 	long r = futex(word, FUTEX_WAIT, expected, &ts);
 	int e = errno;
 	ipc_wait_leave();
+	if (pending_word == word) {
+		pending_word = NULL;
+		learn_sleep(word, ipc_now_ns() - pending_t0, r == 0 || e == EAGAIN);
+	}
 	errno = e;
 	if (r != 0 && errno == EINTR && ipc_signal_since(sigsnap))
 		return IPC_INTERRUPTED;
@@ -62,34 +201,72 @@ int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *d
 	return IPC_OK;
 }
 
+int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *dl, int64_t slice_ns,
+                  unsigned sigsnap)
+{
+	return wait_word(word, expected, dl, slice_ns, sigsnap, 1);
+}
+
 void ipc_wake_word(uint32_t *word, int n)
 {
 	futex(word, FUTEX_WAKE, n < 0 ? (uint32_t)INT32_MAX : (uint32_t)n, NULL);
 }
 
-int ipc_spin_word(const uint32_t *word, uint32_t expected)
+int ipc_wait_until(const ipc_wait_spec *w, const ipc_deadline *dl, unsigned sigsnap)
 {
-	static long ncpu;
-	if (!ncpu)
-		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	if (ncpu < 2)
-		return 0;
-	/* A time budget, not a count: PAUSE costs from a few to ~140 cycles
-	 * depending on the CPU.  A hand-off from a running peer arrives well
-	 * within it; a peer that is not running is not worth burning more. */
-	int64_t until = 0;
-	for (int i = 0;; i++) {
-		if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != expected)
-			return 1;
-		ipc_cpu_relax();
-		if ((i & 15) == 15) {
-			int64_t now = ipc_now_ns();
-			if (!until)
-				until = now + IPC_SPIN_NS;
-			else if (now >= until)
-				return 0;
+	int64_t t0 = 0;
+	int spun = 0, slept = 0;
+	for (;;) {
+		/* the word first, then the condition: see the word protocol */
+		uint32_t seen = __atomic_load_n(w->word, __ATOMIC_ACQUIRE);
+		int c = w->ready(w->ctx);
+		if (c != 0) {
+			if (slept && t0)
+				learn_sleep(w->word, ipc_now_ns() - t0, 1);
+			return c > 0 ? IPC_OK : IPC_ERR;
 		}
+		if (!spun) {
+			spun = 1;
+			if (!ipc_deadline_passed(dl) && spin(w->word, seen, &t0))
+				continue;
+			if (sigsnap != IPC_UNINTERRUPTIBLE)
+				ipc_signals_check(); /* once per wait: lua.c swaps SIGINT's */
+		}
+		slept = 1;
+		int r = wait_word(w->word, seen, dl, w->slice_ns, sigsnap, 0);
+		if (r != IPC_OK) {
+			if (t0)
+				learn(w->word, 0);
+			return r;
+		}
+		if (w->on_slice && __atomic_load_n(w->word, __ATOMIC_ACQUIRE) == seen)
+			w->on_slice(w->ctx);
 	}
+}
+
+/* ---- lock always / lock long ---- */
+
+int ipc_lock_always(struct ipc_rlock *l, void (*repair)(void *ctx), void *ctx, ipc_error *err)
+{
+	int r = ipc_rlock_enter(l, NULL, IPC_UNINTERRUPTIBLE, repair, ctx, err);
+	if (r == IPC_OK || r == IPC_ERR)
+		return r;
+	/* not without a deadline nor signals; never let it pass as success */
+	return ipc_fail(err, EBUSY,
+	                "object busy or corrupt (an internal lock stayed held for %d s)",
+	                (int)(IPC_RLOCK_BOUND_NS / 1000000000LL));
+}
+
+int ipc_lock_long(struct ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap,
+                  void (*repair)(void *ctx), void *ctx, ipc_error *err)
+{
+	int died = 0;
+	int r = ipc_rlock_lock(l, dl, sigsnap, &died, err);
+	if (r == IPC_OK && died) {
+		repair(ctx);
+		ipc_rlock_consistent(l);
+	}
+	return r;
 }
 
 /* ---- several words: futex_waitv (Linux 5.16+) with a polling fallback ---- */
@@ -129,6 +306,8 @@ int ipc_wait_words(const uint32_t *const *words, const uint32_t *expected, int n
 #if HAVE_WAITV
 	int64_t left;
 	int sliced;
+	if (sigsnap != IPC_UNINTERRUPTIBLE)
+		ipc_signals_check();
 	int pre = sleep_length(dl, slice_ns, sigsnap, &left, &sliced);
 	if (pre != IPC_OK)
 		return pre;

@@ -10,6 +10,12 @@
  * for: a waiter re-checks holders' liveness at least this often. */
 #define IPC_SLICE_NS (20 * 1000000LL)
 
+/* The word protocol: whoever changes a waited-for condition changes the
+ * condition's futex word (a counter, a flag) and then wakes it; a waiter
+ * reads the word, then checks the condition, then sleeps only while the
+ * word still holds the value it read.  A change between its check and its
+ * sleep makes the sleep return at once: no lost wake-up. */
+
 /* Sleep while *word == expected, until woken, the deadline, the end of a
  * slice (slice_ns > 0) or one of our signals.  Returns IPC_OK (woken, value
  * changed or slice over: re-check your condition), IPC_TIMEOUT or
@@ -21,12 +27,66 @@ int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *d
 /* Wake up to n sleepers (n < 0: all). */
 void ipc_wake_word(uint32_t *word, int n);
 
-/* How long a waiter spins before it sleeps. */
+/* The spin policy (docs/design.md, "The wait module"): how long a waiter
+ * spins before it sleeps adapts, per word, to how the recent waits on that
+ * word went: it grows on spins that caught the change late, holds while
+ * sleeps are woken soon (within IPC_SPIN_SHORT_NS), shrinks on longer
+ * waits, timeouts and signals; between MIN and MAX, starting at
+ * IPC_SPIN_NS.  No spinning when the process may run on one CPU only. */
 #define IPC_SPIN_NS 4000
+#define IPC_SPIN_MIN_NS 500
+#define IPC_SPIN_MAX_NS 8000
+#define IPC_SPIN_SHORT_NS 1000000LL
 
-/* Spin briefly (IPC_SPIN_NS) while *word == expected.  Returns 1 if
- * the word changed.  Does nothing on a single CPU. */
+/* Spin (per the policy) while *word == expected.  Returns 1 if the word
+ * changed.  When it did not, the next ipc_wait_word on the same word by this
+ * thread tells the policy how long the wait turned out to be. */
 int ipc_spin_word(const uint32_t *word, uint32_t expected);
+/* The current budget for word, in ns (0 on one CPU): for tests and ipcsh. */
+int64_t ipc_spin_budget(const uint32_t *word);
+
+/* ---- wait until a condition holds: the loop every object uses ---- */
+
+typedef struct ipc_wait_spec {
+	const uint32_t *word; /* the condition's futex word */
+	/* 1: the condition holds (stop); 0: not yet; IPC_ERR: stop with that
+	 * (ctx says why).  Called after each read of word. */
+	int (*ready)(void *ctx);
+	/* NULL, or called when a slice ended with the word unchanged: liveness
+	 * checks (a dead holder, a dead party) that may change the condition. */
+	void (*on_slice)(void *ctx);
+	void *ctx;
+	int64_t slice_ns; /* longest sleep between checks; 0: none (1 s) */
+} ipc_wait_spec;
+
+/* Check the condition; spin per the policy (first round only); sleep on
+ * the word with slices; stop on the deadline or a signal since sigsnap.
+ * Signal handlers are (re)checked once per call, before the first sleep.
+ * Returns IPC_OK (ready), IPC_TIMEOUT, IPC_INTERRUPTED or IPC_ERR (from
+ * ready).  A caller that withdraws after IPC_TIMEOUT/IPC_INTERRUPTED
+ * re-checks the condition under its lock: it may have become true. */
+int ipc_wait_until(const ipc_wait_spec *w, const ipc_deadline *dl, unsigned sigsnap);
+
+/* The preamble of any sliced sleep (also pidfd polls): IPC_INTERRUPTED if a
+ * signal arrived since sigsnap, IPC_TIMEOUT if dl passed, else IPC_OK with
+ * *left = how long to sleep, cut to slice_ns (> 0) and to one second. */
+int ipc_wait_slice(const ipc_deadline *dl, int64_t slice_ns, unsigned sigsnap, int64_t *left);
+
+/* ---- "lock always": one helper instead of a loop per object ---- */
+
+struct ipc_rlock;
+/* Enter an internal lock ignoring signals and without a caller deadline,
+ * for finishing what this process started (withdrawing a registration,
+ * a release); repair(ctx) runs first when the previous holder died inside.
+ * Bounded all the same (IPC_RLOCK_BOUND_NS): IPC_OK, or IPC_ERR with
+ * "object busy or corrupt" (or the lock's own error). */
+int ipc_lock_always(struct ipc_rlock *l, void (*repair)(void *ctx), void *ctx, ipc_error *err);
+/* Take a lock its holders keep for long (kv's table lock, mutex `w`):
+ * waits against dl only (no bound); repair(ctx) runs when the previous
+ * holder died inside, then the lock is marked consistent.  Results as
+ * ipc_rlock_lock. */
+int ipc_lock_long(struct ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap,
+                  void (*repair)(void *ctx), void *ctx, ipc_error *err);
 
 static inline void ipc_cpu_relax(void)
 {
