@@ -265,6 +265,28 @@ static void reap_all(ipc_sem_body *b, const ipc_deadline *dl)
 		wake(b, back);
 }
 
+/* The wait of ipc_sem_wait, for the wait module (ipc_wait_until). */
+typedef struct sem_waiting {
+	ipc_sem_body *b;
+	const ipc_deadline *dl;
+	ipc_error *err;
+	int r;
+} sem_waiting;
+
+static int sem_ready(void *ctx)
+{
+	sem_waiting *w = ctx;
+	w->r = try_take(w->b, w->dl, w->err);
+	return w->r == IPC_TIMEOUT ? 0 : w->r == IPC_OK ? 1 : IPC_ERR;
+}
+
+/* A slice passed with no post: anyone dead? (undo only) */
+static void sem_slice(void *ctx)
+{
+	sem_waiting *w = ctx;
+	reap_all(w->b, w->dl);
+}
+
 int ipc_sem_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap, ipc_error *err)
 {
 	ipc_sem_body *b = body_of(seg);
@@ -279,19 +301,12 @@ int ipc_sem_wait(ipc_segment *seg, const ipc_deadline *dl, unsigned sigsnap, ipc
 		return IPC_TIMEOUT;
 	}
 	int listed = set_waiting(b, 1, dl);
-	for (int round = 0;; round++) {
-		uint32_t seq = __atomic_load_n(&b->seq, __ATOMIC_SEQ_CST);
-		r = try_take(b, dl, err);
-		if (r != IPC_TIMEOUT)
-			break;
-		if (round == 0 && ipc_spin_word(&b->seq, seq))
-			continue;
-		r = ipc_wait_word(&b->seq, seq, dl, b->undo ? IPC_SLICE_NS : 0, sigsnap);
-		if (r != IPC_OK)
-			break;
-		if (b->undo && __atomic_load_n(&b->seq, __ATOMIC_SEQ_CST) == seq)
-			reap_all(b, dl); /* a slice passed with no post: anyone dead? */
-	}
+	sem_waiting w = {b, dl, err, IPC_OK};
+	ipc_wait_spec spec = {&b->seq, sem_ready, b->undo ? sem_slice : NULL, &w,
+	                      b->undo ? IPC_SLICE_NS : 0};
+	r = ipc_wait_until(&spec, dl, sigsnap);
+	if (r == IPC_ERR)
+		r = w.r; /* try_take's error, in err */
 	if (r == IPC_TIMEOUT && try_take(b, dl, err) == IPC_OK)
 		r = IPC_OK;
 	if (listed)
