@@ -90,13 +90,14 @@ static inline void q_free_push(ipc_queue *v, uint32_t cell)
 
 /* ---- the internal lock (queue_repair.c) ---- */
 
-/* The cheap consistency check every locker makes: the counts add up. */
+/* The cheap consistency check every locker makes: the counts add up (so
+ * none of them is over max_count: the sum is taken in 64 bits) and the
+ * ring's head is in range. */
 static inline int q_sane(const ipc_queue *v)
 {
 	const ipc_qhdr *q = v->q;
-	return q->count <= v->max_count && q->in_flight <= v->max_count &&
-	       q->nfree <= v->max_count && q->free_head < v->max_count &&
-	       (uint64_t)q->count + q->in_flight + q->nfree == v->max_count;
+	return (uint64_t)q->count + q->in_flight + q->nfree == v->max_count &&
+	       q->free_head < v->max_count;
 }
 
 /* Recompute everything derived from the cells and the sleeper slots (lock
