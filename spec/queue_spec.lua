@@ -482,6 +482,20 @@ describe('queue', function()
       end)
     end
 
+    it('a failpoint armed with another name does not fire', function()
+      local q <close> = setup(abc)
+      local st, out, err = H.run_env({ IPCSH_FAILPOINT = 'queue.send' }, [[
+        local q = ipc.queue((...))
+        q:send('d', 2)
+        local m, p = q:receive()
+        print(m, p, q:receive(0))
+      ]], q.name)
+      assert.equal(0, st, err)
+      assert.equal('d\t2\tb\t1', (out:gsub('%s+$', '')))
+      assert.same({ 'a', 'c' }, drain(q))
+      assert.equal(0, q:info().repairs)
+    end)
+
     it('queue.clear.half: clear, half done', function()
       local q <close> = setup(abc)
       local st, _, err = H.run_env({ IPCSH_FAILPOINT = 'queue.clear.half' }, [[
