@@ -333,8 +333,8 @@ describe('kv', function()
   end)
 
   -- Each crash point of the engine: the process SIGKILLs itself there
-  -- (failpoints, IPCSH_FAILPOINT=kv.*); the next user must find either the old or the new
-  -- state, consistent, with no chunk leaked.
+  -- (failpoints, IPCSH_FAILPOINT=kv.*); the next user must find either the
+  -- old or the new state, consistent, with no chunk leaked.
   local crash_cases = {
     { point = 'kv.set.allocated', op = "t:set('k', string.rep('N', 300))", want = 'old' },
     { point = 'kv.set.written', op = "t:set('k', string.rep('N', 300))", want = 'old' },
