@@ -11,7 +11,9 @@
 #ifndef IPC_FAILPOINT_H
 #define IPC_FAILPOINT_H
 
-extern unsigned char ipc_failpoint_off;
+/* hidden: every module (ipcsh, interprocess.so, libipcsh) has its own
+ * copy, read with one direct load (no GOT). */
+extern unsigned char ipc_failpoint_off __attribute__((visibility("hidden")));
 
 void ipc_failpoint_check(const char *name);
 
