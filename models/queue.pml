@@ -1,7 +1,8 @@
-/* Model of src/core/queue.c: the cells, the heap and the free ring, the
- * in-flight records of queue:with (receive with a ticket, then ack), the
- * rebuild after a dead holder of the internal lock (q_rebuild), and the
- * redelivery of a dead receiver's in-flight message (reclaim_dead).
+/* Model of the queue (src/core/queue.c, queue_repair.c, queue_wait.c,
+ * queue_int.h): the cells, the heap and the free ring, the in-flight
+ * records of queue:with (receive with a ticket, then ack), the rebuild
+ * after a dead holder of the internal lock (ipc_q_rebuild), and the
+ * redelivery of a dead receiver's in-flight message (ipc_q_reclaim_dead).
  * docs/design.md, "Model checking", maps each step to the code.
  *
  * Two cells, one priority (the heap orders by seq).  Process 0 sends

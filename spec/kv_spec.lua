@@ -333,19 +333,19 @@ describe('kv', function()
   end)
 
   -- Each crash point of the engine: the process SIGKILLs itself there
-  -- (IPCSH_KV_CRASH); the next user must find either the old or the new
-  -- state, consistent, with no chunk leaked.
+  -- (failpoints, IPCSH_FAILPOINT=kv.*); the next user must find either the
+  -- old or the new state, consistent, with no chunk leaked.
   local crash_cases = {
-    { point = 'set:allocated', op = "t:set('k', string.rep('N', 300))", want = 'old' },
-    { point = 'set:written', op = "t:set('k', string.rep('N', 300))", want = 'old' },
-    { point = 'set:committed', op = "t:set('k', string.rep('N', 300))", want = 'new' },
-    { point = 'free:spliced', op = "t:set('k', string.rep('N', 300))", want = 'new' },
-    { point = 'set:allocated', op = "t:set('fresh', string.rep('N', 300))", want = 'old' },
-    { point = 'set:committed', op = "t:set('fresh', string.rep('N', 300))", want = 'fresh' },
-    { point = 'delete:committed', op = "t:delete('k')", want = 'deleted' },
-    { point = 'free:spliced', op = "t:delete('k')", want = 'deleted' },
-    { point = 'clear:unlinking', op = 't:clear()', want = 'partial' },
-    { point = 'clear:formatting', op = 't:clear()', want = 'empty' },
+    { point = 'kv.set.allocated', op = "t:set('k', string.rep('N', 300))", want = 'old' },
+    { point = 'kv.set.written', op = "t:set('k', string.rep('N', 300))", want = 'old' },
+    { point = 'kv.set.committed', op = "t:set('k', string.rep('N', 300))", want = 'new' },
+    { point = 'kv.free.spliced', op = "t:set('k', string.rep('N', 300))", want = 'new' },
+    { point = 'kv.set.allocated', op = "t:set('fresh', string.rep('N', 300))", want = 'old' },
+    { point = 'kv.set.committed', op = "t:set('fresh', string.rep('N', 300))", want = 'fresh' },
+    { point = 'kv.delete.committed', op = "t:delete('k')", want = 'deleted' },
+    { point = 'kv.free.spliced', op = "t:delete('k')", want = 'deleted' },
+    { point = 'kv.clear.unlinking', op = 't:clear()', want = 'partial' },
+    { point = 'kv.clear.formatting', op = 't:clear()', want = 'empty' },
   }
   for _, case in ipairs(crash_cases) do
     it(('repairs a death at %s during %s'):format(case.point, case.op), function()
@@ -358,7 +358,7 @@ describe('kv', function()
       end
       t:set('k', string.rep('O', 200))
       local repairs = t:info().repairs
-      local st = H.run_env({ IPCSH_KV_CRASH = case.point },
+      local st = H.run_env({ IPCSH_FAILPOINT = case.point },
         'local t = ipc.kv(...)\n' .. case.op .. '\nos.exit(3)', name)
       assert.equal(137, st)
       local keys = assert_consistent(t)
@@ -395,9 +395,9 @@ describe('kv', function()
     local name = H.name()
     local t <close> = ipc.kv(name, { cleanup = true, size = 8192 })
     t:set('a', 'A')
-    local st = H.run_env({ IPCSH_KV_CRASH = 'set:written' }, "ipc.kv(...):set('b', 'B')", name)
+    local st = H.run_env({ IPCSH_FAILPOINT = 'kv.set.written' }, "ipc.kv(...):set('b', 'B')", name)
     assert.equal(137, st)
-    st = H.run_env({ IPCSH_KV_CRASH = 'repair:marked' }, "ipc.kv(...):get('a')", name)
+    st = H.run_env({ IPCSH_FAILPOINT = 'kv.repair.marked' }, "ipc.kv(...):get('a')", name)
     assert.equal(137, st)
     assert.equal('A', t:get('a'))
     assert.is_nil(t:get('b'))

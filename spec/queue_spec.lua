@@ -442,7 +442,7 @@ describe('queue', function()
   end)
 
   -- Deterministic deaths inside the internal lock: the child kills itself
-  -- with SIGKILL at a chosen point of a critical section.
+  -- with SIGKILL at a chosen point of a critical section (IPCSH_FAILPOINT).
   describe('repairs after a death inside the lock', function()
     local function setup(msgs)
       local q = newq({ max_count = 4 })
@@ -451,22 +451,22 @@ describe('queue', function()
     end
     local abc = { { 'a', 0 }, { 'b', 1 }, { 'c', 0 } }
     local cases = {
-      { 1, 'send, free cell taken', { { 'a', 0 } }, 'q:send("x", 5)', { 'a' } },
-      { 2, 'send, cell written, not ready', { { 'a', 0 } }, 'q:send("x", 5)', { 'a' } },
-      { 3, 'send, cell ready, not in heap', { { 'a', 0 } }, 'q:send("x", 5)', { 'x', 'a' } },
-      { 4, 'send, in heap, not counted', { { 'a', 0 } }, 'q:send("x", 5)', { 'x', 'a' } },
-      { 5, 'receive, heap half updated', abc, 'q:receive()', { 'b', 'a', 'c' } },
-      { 11, 'receive, off the heap, cell ready', abc, 'q:receive()', { 'b', 'a', 'c' } },
-      { 6, 'receive, cell freed (copied out)', abc, 'q:receive()', { 'a', 'c' } },
-      { 7, 'with, cell in flight', abc, 'q:with(print)', { 'b', 'a', 'c' } },
-      { 8, 'with done, cell freed', abc, 'q:with(function() end)', { 'a', 'c' } },
-      { 9, 'with failed, cell ready again', abc, 'pcall(q.with, q, error)', { 'b', 'a', 'c' } },
-      { 10, 'receive registering as a sleeper', {}, 'q:receive()', {} },
+      { 'queue.send.taken', 'send, free cell taken', { { 'a', 0 } }, 'q:send("x", 5)', { 'a' } },
+      { 'queue.send.written', 'send, cell written, not ready', { { 'a', 0 } }, 'q:send("x", 5)', { 'a' } },
+      { 'queue.send.ready', 'send, cell ready, not in heap', { { 'a', 0 } }, 'q:send("x", 5)', { 'x', 'a' } },
+      { 'queue.send.heaped', 'send, in heap, not counted', { { 'a', 0 } }, 'q:send("x", 5)', { 'x', 'a' } },
+      { 'queue.receive.sifting', 'receive, heap half updated', abc, 'q:receive()', { 'b', 'a', 'c' } },
+      { 'queue.receive.popped', 'receive, off the heap, cell ready', abc, 'q:receive()', { 'b', 'a', 'c' } },
+      { 'queue.receive.freed', 'receive, cell freed (copied out)', abc, 'q:receive()', { 'a', 'c' } },
+      { 'queue.with.inflight', 'with, cell in flight', abc, 'q:with(print)', { 'b', 'a', 'c' } },
+      { 'queue.ack.freed', 'with done, cell freed', abc, 'q:with(function() end)', { 'a', 'c' } },
+      { 'queue.nack.ready', 'with failed, cell ready again', abc, 'pcall(q.with, q, error)', { 'b', 'a', 'c' } },
+      { 'queue.sleep.registered', 'receive registering as a sleeper', {}, 'q:receive()', {} },
     }
     for _, c in ipairs(cases) do
-      it(('point %d: %s'):format(c[1], c[2]), function()
+      it(('%s: %s'):format(c[1], c[2]), function()
         local q <close> = setup(c[3])
-        local st, _, err = H.run_env({ IPCSH_TEST_QUEUE_CRASH = c[1] }, [[
+        local st, _, err = H.run_env({ IPCSH_FAILPOINT = c[1] }, [[
           local q = ipc.queue((...))
           ]] .. c[4] .. [[
           print('survived')
@@ -482,9 +482,23 @@ describe('queue', function()
       end)
     end
 
-    it('point 12: clear, half done', function()
+    it('a failpoint armed with another name does not fire', function()
       local q <close> = setup(abc)
-      local st, _, err = H.run_env({ IPCSH_TEST_QUEUE_CRASH = '12' }, [[
+      local st, out, err = H.run_env({ IPCSH_FAILPOINT = 'queue.send' }, [[
+        local q = ipc.queue((...))
+        q:send('d', 2)
+        local m, p = q:receive()
+        print(m, p, q:receive(0))
+      ]], q.name)
+      assert.equal(0, st, err)
+      assert.equal('d\t2\tb\t1', (out:gsub('%s+$', '')))
+      assert.same({ 'a', 'c' }, drain(q))
+      assert.equal(0, q:info().repairs)
+    end)
+
+    it('queue.clear.half: clear, half done', function()
+      local q <close> = setup(abc)
+      local st, _, err = H.run_env({ IPCSH_FAILPOINT = 'queue.clear.half' }, [[
         local q = ipc.queue((...))
         q:clear()
       ]], q.name)

@@ -1,7 +1,7 @@
 /* The value codec: a versioned, self-delimiting binary format for nil,
  * booleans, integers, floats, strings and tables of these.  Pure C; the
- * Lua walk lives in src/lua/l_codec.c.  The format is described byte by
- * byte in docs/design.md.
+ * encoder's walk state is codec_walk.h, the Lua walk src/lua/l_codec.c.
+ * The format is described byte by byte in docs/design.md.
  *
  *   encoding := MAGIC value          MAGIC = 0xC0 | IPC_CODEC_VERSION
  *   value    := 0x00                           nil

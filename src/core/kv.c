@@ -2,6 +2,7 @@
  * The protocol and every repair case: docs/design.md. */
 #include "kv.h"
 
+#include "failpoint.h"
 #include "names.h"
 #include "wait.h"
 
@@ -124,24 +125,6 @@ void ipc_kv_buf_free(ipc_kv_buf *b)
 	free(b->p);
 	b->p = NULL;
 	b->cap = b->len = 0;
-}
-
-/* Test hook: IPCSH_KV_CRASH=<point> makes this process SIGKILL itself at
- * that point of a critical section (the specs use it to prove each repair
- * case).  One cached comparison per point otherwise. */
-static int crash_enabled = -1;
-static char crash_at[48];
-
-static void crash_point(const char *point)
-{
-	if (crash_enabled < 0) {
-		const char *e = getenv("IPCSH_KV_CRASH");
-		crash_enabled = e && *e;
-		if (crash_enabled)
-			snprintf(crash_at, sizeof crash_at, "%s", e);
-	}
-	if (crash_enabled && strcmp(point, crash_at) == 0)
-		raise(SIGKILL);
 }
 
 /* The single store that commits a mutation.  The fences keep the compiler
@@ -291,7 +274,7 @@ static int free_record(ipc_kv *kv, uint32_t rec, ipc_error *err)
 	if (chunk(kv, tail)->next != 0 || kv->b->free_count > kv->nchunks - n)
 		return corrupt(kv, err);
 	chunk(kv, tail)->next = kv->b->free_head;
-	crash_point("free:spliced");
+	ipc_failpoint("kv.free.spliced");
 	kv->b->free_head = rec;
 	kv->b->free_count += (uint32_t)n;
 	return IPC_OK;
@@ -367,7 +350,7 @@ int ipc_kv_set(ipc_kv *kv, const void *key, size_t klen, const void *val, size_t
 	}
 	b->free_head = idx;
 	b->free_count = fc - (uint32_t)need;
-	crash_point("set:allocated");
+	ipc_failpoint("kv.set.allocated");
 	chunk(kv, last)->next = 0;
 	kv_chunk *c = chunk(kv, first);
 	c->u.h.next_rec = old ? chunk(kv, old)->u.h.next_rec : 0;
@@ -377,10 +360,10 @@ int ipc_kv_set(ipc_kv *kv, const void *key, size_t klen, const void *val, size_t
 	kv_writer w = {kv, c, c->u.h.data, IPC_KV_FIRST_DATA, 0};
 	if (put(&w, key, klen) || put(&w, val, vlen))
 		return corrupt(kv, err);
-	crash_point("set:written");
+	ipc_failpoint("kv.set.written");
 	/* Commit: one aligned store makes the new record the live one. */
 	commit(link, first);
-	crash_point("set:committed");
+	ipc_failpoint("kv.set.committed");
 	b->gen++;
 	__atomic_store_n(&b->sets, b->sets + 1, __ATOMIC_RELAXED); /* under lock */
 	if (old)
@@ -399,7 +382,7 @@ int ipc_kv_delete(ipc_kv *kv, const void *key, size_t klen, ipc_error *err)
 		return r;
 	/* Commit: one store unlinks it. */
 	commit(link, chunk(kv, rec)->u.h.next_rec);
-	crash_point("delete:committed");
+	ipc_failpoint("kv.delete.committed");
 	kv->b->gen++;
 	if (kv->b->count > 0)
 		kv->b->count--;
@@ -414,7 +397,7 @@ static void format_free_list(ipc_kv *kv)
 	for (uint32_t i = 1; i <= kv->nchunks; i++) {
 		chunk(kv, i)->next = i < kv->nchunks ? i + 1 : 0;
 		if (i == kv->nchunks / 2)
-			crash_point("clear:formatting");
+			ipc_failpoint("kv.clear.formatting");
 	}
 	kv->b->free_head = kv->nchunks ? 1 : 0;
 	kv->b->free_count = kv->nchunks;
@@ -425,7 +408,7 @@ void ipc_kv_clear(ipc_kv *kv)
 	for (uint32_t i = 0; i < kv->nbuckets; i++) {
 		commit(&kv->buckets[i], 0);
 		if (i == kv->nbuckets / 2)
-			crash_point("clear:unlinking");
+			ipc_failpoint("kv.clear.unlinking");
 	}
 	format_free_list(kv);
 	kv->b->count = 0;
@@ -526,7 +509,7 @@ uint32_t ipc_kv_repair(ipc_kv *kv)
 			link = &chunk(kv, idx)->u.h.next_rec;
 		}
 	}
-	crash_point("repair:marked");
+	ipc_failpoint("kv.repair.marked");
 	uint32_t head = 0, nfree = 0;
 	for (uint32_t i = kv->nchunks; i >= 1; i--) {
 		if (!marked(kv, i)) {

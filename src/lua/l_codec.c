@@ -1,10 +1,13 @@
 /* ipc.encode / ipc.decode: walk Lua values into the core codec format
- * (src/core/codec.h, docs/design.md) and back.
+ * (src/core/codec.h, docs/design.md) and back.  What is not Lua-specific
+ * (the output buffer, the path with its cycle and depth checks, the sorted
+ * scratch of hash-part pairs, error paths) is src/core/codec_walk.c; this
+ * file reads Lua values and tables.
  *
- * Encoding.  All C memory of an encode belongs to a userdata (enc_mem,
- * with __gc), so a Lua error raised anywhere in the walk leaks nothing.  One
- * enc_mem per Lua state is cached in the registry between calls; it is
- * taken out while in use, so an encode that raises just drops it.
+ * Encoding.  All C memory of an encode belongs to a userdata (the
+ * ipc_cwalk, with __gc), so a Lua error raised anywhere in the walk leaks
+ * nothing.  One per Lua state is cached in the registry between calls; it
+ * is taken out while in use, so an encode that raises just drops it.
  *
  * The walk makes no Lua call that can run a garbage-collection step (no
  * allocation through the Lua API: only lua_type/to*, rawget(i), next,
@@ -24,6 +27,7 @@
  * against the bytes left before a table is preallocated, and checks keys
  * (nil, NaN, order, duplicates) with ipc_keyseq. */
 #include "../core/codec.h"
+#include "../core/codec_walk.h"
 #include "codec.h"
 #include "modules.h"
 #include "object.h"
@@ -34,172 +38,32 @@
 #include <string.h>
 
 #define ENC_META "interprocess.codec.buffer"
-#define ENC_INLINE 256
-#define KEEP_BUF (1u << 20) /* keep a grown output buffer up to this */
-#define KEEP_ENTRIES 16384  /* ... and the pair scratch up to this */
-#define KEEP_ANCHOR 65536   /* ... and the anchor table up to this */
-
-/* One key or value kept in C: kind IPC_K_*. */
-typedef struct scalar {
-	int kind;
-	size_t n;     /* IPC_K_STR: length; IPC_K_TABLE: anchor index */
-	uint64_t pfx; /* IPC_K_STR keys: first 8 bytes, big-endian, 0-padded */
-	union {
-		lua_Integer i;
-		lua_Number d;
-		const char *s;
-	} u;
-} scalar;
-
-/* One pair of a hash part.  A table key or value is kept in the anchor
- * table at index n (keys at odd, values at even indexes). */
-typedef struct hent {
-	scalar k, v;
-} hent;
-
-typedef struct enc_mem {
-	ipc_wbuf out;
-	hent *ent;
-	size_t nent, cap;
-	hent *tmp; /* merge sort scratch */
-	size_t tcap;
-	unsigned char inline_buf[ENC_INLINE];
-} enc_mem;
-
-/* Where the walk is inside one level (for error paths). */
-enum { AT_NONE, AT_INDEX, AT_VALUE, AT_KEY };
-typedef struct enc_level {
-	int mode;
-	lua_Integer index; /* AT_INDEX */
-	size_t ent;        /* AT_VALUE, AT_KEY: index in enc_mem.ent */
-} enc_level;
+#define KEEP_ANCHOR 65536 /* keep the anchor table up to this many entries */
+#define PATH_MAX_LEN 2048 /* " at value..." of an error message */
 
 typedef struct enc_state {
 	lua_State *L;
-	enc_mem *m;
+	ipc_cwalk *w;
 	int arg;            /* argument number for messages */
 	int anchor;         /* stack index of the anchor table */
 	size_t anchor_used; /* highest anchor index set */
-	int depth;          /* tables on the current path */
-	const void *path[IPC_CODEC_MAX_DEPTH];
-	enc_level lv[IPC_CODEC_MAX_DEPTH];
 } enc_state;
 
 static const char cache_key = 'c';
 
-static void mem_release(enc_mem *m)
-{
-	ipc_wbuf_free(&m->out);
-	free(m->ent);
-	m->ent = NULL;
-	m->nent = m->cap = 0;
-	free(m->tmp);
-	m->tmp = NULL;
-	m->tcap = 0;
-}
-
 static int mem_gc(lua_State *L)
 {
-	mem_release(lua_touserdata(L, 1));
+	ipc_cwalk_free(lua_touserdata(L, 1));
 	return 0;
-}
-
-/* ---- error messages with the path to the bad value ---- */
-
-static int is_ident(const char *s, size_t n)
-{
-	if (n == 0 || n > 40)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		int alpha = c == '_' || ((c | 32) >= 'a' && (c | 32) <= 'z');
-		if (!(alpha || (i > 0 && c >= '0' && c <= '9')))
-			return 0;
-	}
-	return 1;
-}
-
-static void render_key(const scalar *k, char *buf, size_t size)
-{
-	switch (k->kind) {
-	case IPC_K_FALSE:
-	case IPC_K_TRUE:
-		snprintf(buf, size, "[%s]", k->kind == IPC_K_TRUE ? "true" : "false");
-		break;
-	case IPC_K_INT:
-		snprintf(buf, size, "[%lld]", (long long)k->u.i);
-		break;
-	case IPC_K_FLOAT:
-		snprintf(buf, size, "[%.17g]", (double)k->u.d);
-		break;
-	case IPC_K_STR: {
-		const char *s = k->u.s;
-		if (is_ident(s, k->n)) {
-			snprintf(buf, size, ".%.*s", (int)k->n, s);
-			break;
-		}
-		size_t o = 0;
-		buf[o++] = '[';
-		buf[o++] = '"';
-		for (size_t i = 0; i < k->n && o + 12 < size; i++) {
-			unsigned char c = (unsigned char)s[i];
-			if (i == 24) {
-				o += (size_t)snprintf(buf + o, size - o, "...");
-				break;
-			}
-			if (c == '"' || c == '\\')
-				o += (size_t)snprintf(buf + o, size - o, "\\%c", c);
-			else if (c < 32 || c >= 127)
-				o += (size_t)snprintf(buf + o, size - o, "\\%u", c);
-			else
-				buf[o++] = (char)c;
-		}
-		snprintf(buf + o, size - o, "\"]");
-		break;
-	}
-	default:
-		snprintf(buf, size, "[table]");
-		break;
-	}
-}
-
-static void path_component(enc_state *st, int d, char *buf, size_t size)
-{
-	const enc_level *lv = &st->lv[d];
-	buf[0] = 0;
-	if (lv->mode == AT_INDEX)
-		snprintf(buf, size, "[%lld]", (long long)lv->index);
-	else if (lv->mode == AT_KEY)
-		snprintf(buf, size, "<key>");
-	else if (lv->mode == AT_VALUE)
-		render_key(&st->m->ent[lv->ent].k, buf, size);
 }
 
 /* Raise "bad argument #N to 'f' (<what> at value.a[2])". */
 static int enc_fail(enc_state *st, const char *what)
 {
-	lua_State *L = st->L;
-	luaL_Buffer B;
-	char comp[128];
-	luaL_checkstack(L, 4, "ipc.encode");
-	luaL_buffinit(L, &B);
-	luaL_addstring(&B, what);
-	int n = st->depth;
-	while (n > 0 && st->lv[n - 1].mode == AT_NONE)
-		n--;
-	if (n > 0) {
-		luaL_addstring(&B, " at value");
-		for (int d = 0; d < n; d++) {
-			if (n > 12 && d == 6) {
-				luaL_addstring(&B, "...");
-				d = n - 6;
-			}
-			path_component(st, d, comp, sizeof comp);
-			luaL_addstring(&B, comp);
-		}
-	}
-	luaL_pushresult(&B);
-	return ipcl_argerror(L, st->arg, lua_tostring(L, -1));
+	char path[PATH_MAX_LEN];
+	ipc_cwalk_path(st->w, path, sizeof path);
+	luaL_checkstack(st->L, 4, "ipc.encode");
+	return ipcl_argerror(st->L, st->arg, lua_pushfstring(st->L, "%s%s", what, path));
 }
 
 static int enc_fail_type(enc_state *st, int t, const char *as)
@@ -210,28 +74,33 @@ static int enc_fail_type(enc_state *st, int t, const char *as)
 	return enc_fail(st, lua_tostring(L, -1));
 }
 
+static int enc_nomem(enc_state *st)
+{
+	return luaL_error(st->L, "ipc.encode: not enough memory");
+}
+
 static void check_buf(enc_state *st)
 {
-	if (st->m->out.failed == 1)
-		luaL_error(st->L, "ipc.encode: not enough memory");
-	if (st->m->out.failed)
+	if (st->w->out.failed == 1)
+		enc_nomem(st);
+	if (st->w->out.failed)
 		enc_fail(st, "encoded value too large (over 2 GiB)");
 }
 
 /* ---- the walk ---- */
 
 /* Scalar kind of the value at idx, IPC_K_TABLE, or -1 (cannot encode). */
-static int classify(lua_State *L, int idx, scalar *sc)
+static int classify(lua_State *L, int idx, ipc_cval *sc)
 {
 	switch (lua_type(L, idx)) {
 	case LUA_TBOOLEAN:
 		return sc->kind = lua_toboolean(L, idx) ? IPC_K_TRUE : IPC_K_FALSE;
 	case LUA_TNUMBER:
 		if (lua_isinteger(L, idx)) {
-			sc->u.i = lua_tointeger(L, idx);
+			sc->u.i = (int64_t)lua_tointeger(L, idx);
 			return sc->kind = IPC_K_INT;
 		}
-		sc->u.d = lua_tonumber(L, idx);
+		sc->u.d = (double)lua_tonumber(L, idx);
 		return sc->kind = IPC_K_FLOAT;
 	case LUA_TSTRING:
 		sc->u.s = lua_tolstring(L, idx, &sc->n);
@@ -241,119 +110,6 @@ static int classify(lua_State *L, int idx, scalar *sc)
 	default:
 		return sc->kind = -1;
 	}
-}
-
-static void put_scalar(ipc_wbuf *b, const scalar *sc)
-{
-	switch (sc->kind) {
-	case IPC_K_FALSE:
-	case IPC_K_TRUE:
-		ipc_enc_bool(b, sc->kind == IPC_K_TRUE);
-		break;
-	case IPC_K_INT:
-		ipc_enc_int(b, (int64_t)sc->u.i);
-		break;
-	case IPC_K_FLOAT:
-		ipc_enc_float(b, (double)sc->u.d);
-		break;
-	case IPC_K_STR:
-		ipc_enc_string(b, sc->u.s, sc->n);
-		break;
-	}
-}
-
-static inline int key_cmp(const void *a, const void *b)
-{
-	const scalar *x = &((const hent *)a)->k, *y = &((const hent *)b)->k;
-	if (x->kind != y->kind)
-		return x->kind < y->kind ? -1 : 1;
-	switch (x->kind) {
-	case IPC_K_INT:
-		return x->u.i < y->u.i ? -1 : x->u.i > y->u.i;
-	case IPC_K_FLOAT:
-		return x->u.d < y->u.d ? -1 : x->u.d > y->u.d;
-	case IPC_K_STR: {
-		/* same order as memcmp then length, mostly without memcmp */
-		if (x->pfx != y->pfx)
-			return x->pfx < y->pfx ? -1 : 1;
-		size_t n = x->n < y->n ? x->n : y->n;
-		if (n > 8) {
-			int c = memcmp(x->u.s + 8, y->u.s + 8, n - 8);
-			if (c)
-				return c;
-		}
-		return x->n < y->n ? -1 : x->n > y->n;
-	}
-	default: /* table keys keep their traversal order */
-		return x->n < y->n ? -1 : x->n > y->n;
-	}
-}
-
-static void insertion_sort(hent *e, size_t n)
-{
-	for (size_t i = 1; i < n; i++) {
-		hent x = e[i];
-		size_t j = i;
-		while (j > 0 && key_cmp(&x, &e[j - 1]) < 0) {
-			e[j] = e[j - 1];
-			j--;
-		}
-		e[j] = x;
-	}
-}
-
-/* Sort n entries: insertion sort for small hash parts (records, the common
- * case), else bottom-up merge sort of 16-entry runs through m->tmp. */
-static void sort_ents(enc_state *st, size_t base, size_t n)
-{
-	enc_mem *m = st->m;
-	enum { RUN = 16 };
-	if (n <= RUN) {
-		insertion_sort(m->ent + base, n);
-		return;
-	}
-	if (m->tcap < n) {
-		hent *t = n < (size_t)-1 / sizeof *t ? malloc(n * sizeof *t) : NULL;
-		if (!t)
-			luaL_error(st->L, "ipc.encode: not enough memory");
-		free(m->tmp);
-		m->tmp = t;
-		m->tcap = n;
-	}
-	hent *src = m->ent + base, *dst = m->tmp;
-	for (size_t i = 0; i < n; i += RUN)
-		insertion_sort(src + i, n - i < RUN ? n - i : RUN);
-	for (size_t w = RUN; w < n; w *= 2) {
-		for (size_t lo = 0; lo < n; lo += 2 * w) {
-			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-			size_t i = lo, j = mid, k = lo;
-			while (i < mid && j < hi)
-				dst[k++] = key_cmp(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
-			while (i < mid)
-				dst[k++] = src[i++];
-			while (j < hi)
-				dst[k++] = src[j++];
-		}
-		hent *x = src;
-		src = dst;
-		dst = x;
-	}
-	if (src != m->ent + base)
-		memcpy(m->ent + base, src, n * sizeof *src);
-}
-
-static hent *new_ent(enc_state *st)
-{
-	enc_mem *m = st->m;
-	if (m->nent == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 64;
-		hent *e = cap < (size_t)-1 / sizeof *e ? realloc(m->ent, cap * sizeof *e) : NULL;
-		if (!e)
-			luaL_error(st->L, "ipc.encode: not enough memory");
-		m->ent = e;
-		m->cap = cap;
-	}
-	return &m->ent[m->nent++];
 }
 
 static void anchor_set(enc_state *st, size_t at)
@@ -369,49 +125,46 @@ static void enc_table(enc_state *st, int t);
 static void enc_table(enc_state *st, int t)
 {
 	lua_State *L = st->L;
-	ipc_wbuf *b = &st->m->out;
-	const void *ptr = lua_topointer(L, t);
-	for (int i = 0; i < st->depth; i++)
-		if (st->path[i] == ptr)
-			enc_fail(st, "cannot encode a cycle");
-	if (st->depth >= IPC_CODEC_MAX_DEPTH)
+	ipc_cwalk *w = st->w;
+	ipc_wbuf *b = &w->out;
+	int r = ipc_cwalk_enter(w, lua_topointer(L, t));
+	if (r == IPC_CW_CYCLE)
+		enc_fail(st, "cannot encode a cycle");
+	if (r == IPC_CW_DEEP)
 		enc_fail(st, "nesting deeper than 200");
 	luaL_checkstack(L, 8, "ipc.encode");
-	st->path[st->depth] = ptr;
-	enc_level *lv = &st->lv[st->depth++];
-	lv->mode = AT_NONE;
+	ipc_clevel *lv = ipc_cwalk_level(w);
 
 	/* The array part is 1..narr, narr the first border counting from 1.
 	 * Guess it with lua_rawlen (a border, cheap); if the array loop below
 	 * meets a hole, the first border is known: start this table again. */
 	lua_Integer narr = (lua_Integer)lua_rawlen(L, t);
-	size_t mark = b->len, base = st->m->nent;
+	size_t mark = b->len, base = w->nent;
 	int retried = 0;
 again:
 	lua_pushnil(L);
 	while (lua_next(L, t)) {
-		scalar k;
+		ipc_cval k;
 		if (lua_isinteger(L, -2)) {
-			k.u.i = lua_tointeger(L, -2);
-			if (k.u.i >= 1 && k.u.i <= narr) {
+			lua_Integer i = lua_tointeger(L, -2);
+			if (i >= 1 && i <= narr) {
 				lua_pop(L, 1);
 				continue;
 			}
 		}
 		int kt = classify(L, -2, &k);
-		if (kt == IPC_K_STR) {
-			k.pfx = 0;
-			for (size_t i = 0; i < 8; i++)
-				k.pfx = k.pfx << 8 | (i < k.n ? (unsigned char)k.u.s[i] : 0);
-		}
+		if (kt == IPC_K_STR)
+			ipc_cval_key_prefix(&k);
 		if (kt < 0)
 			enc_fail_type(st, lua_type(L, -2), " as a table key");
-		hent *e = new_ent(st);
-		size_t slot = st->m->nent;
+		ipc_cpair *e = ipc_cwalk_new_pair(w);
+		if (!e)
+			enc_nomem(st);
+		size_t slot = w->nent;
 		e->k = k;
 		int vt = classify(L, -1, &e->v);
 		if (vt < 0) {
-			lv->mode = AT_VALUE;
+			lv->mode = IPC_AT_VALUE;
 			lv->ent = slot - 1;
 			enc_fail_type(st, lua_type(L, -1), "");
 		}
@@ -428,16 +181,16 @@ again:
 			anchor_set(st, 2 * slot - 1);
 		}
 	}
-	size_t nhash = st->m->nent - base;
-	if (nhash > 1)
-		sort_ents(st, base, nhash);
+	size_t nhash = w->nent - base;
+	if (nhash > 1 && ipc_cwalk_sort(w, base, nhash) != 0)
+		enc_nomem(st);
 
 	ipc_enc_table(b, (uint64_t)narr, (uint64_t)nhash);
 	check_buf(st);
 	int top = lua_gettop(L) + 1;
-	lv->mode = AT_INDEX;
+	lv->mode = IPC_AT_INDEX;
 	for (lua_Integer i = 1; i <= narr; i++) {
-		lv->index = i;
+		lv->index = (int64_t)i;
 		int vt = lua_rawgeti(L, t, i);
 		if (vt == LUA_TNIL) {
 			lua_pop(L, 1);
@@ -445,8 +198,8 @@ again:
 				enc_fail(st, "table changed while being encoded");
 			retried = 1;
 			b->len = mark;
-			st->m->nent = base;
-			lv->mode = AT_NONE;
+			w->nent = base;
+			lv->mode = IPC_AT_NONE;
 			narr = i - 1;
 			goto again;
 		}
@@ -454,37 +207,37 @@ again:
 		lua_pop(L, 1);
 	}
 	for (size_t j = 0; j < nhash; j++) {
-		const hent *e = &st->m->ent[base + j]; /* re-read: ent may move */
+		const ipc_cpair *e = &w->ent[base + j]; /* re-read: ent may move */
 		lv->ent = base + j;
 		if (e->k.kind == IPC_K_TABLE) {
-			lv->mode = AT_KEY;
+			lv->mode = IPC_AT_KEY;
 			lua_rawgeti(L, st->anchor, (lua_Integer)e->k.n);
 			enc_table(st, top);
 			lua_pop(L, 1);
-			e = &st->m->ent[base + j];
+			e = &w->ent[base + j];
 		} else {
-			put_scalar(b, &e->k);
+			ipc_cval_put(b, &e->k);
 		}
-		lv->mode = AT_VALUE;
+		lv->mode = IPC_AT_VALUE;
 		if (e->v.kind == IPC_K_TABLE) {
 			lua_rawgeti(L, st->anchor, (lua_Integer)e->v.n);
 			enc_table(st, top);
 			lua_pop(L, 1);
 		} else {
-			put_scalar(b, &e->v);
+			ipc_cval_put(b, &e->v);
 			if (b->failed)
 				check_buf(st);
 		}
 	}
 	check_buf(st);
-	st->depth--;
-	st->m->nent = base;
+	ipc_cwalk_leave(w);
+	w->nent = base;
 }
 
 static void enc_value(enc_state *st, int idx, int type)
 {
 	lua_State *L = st->L;
-	ipc_wbuf *b = &st->m->out;
+	ipc_wbuf *b = &st->w->out;
 	switch (type) {
 	case LUA_TNIL:
 		ipc_enc_nil(b);
@@ -514,22 +267,20 @@ static void enc_value(enc_state *st, int idx, int type)
 	}
 }
 
-/* Push the cached enc_mem (or a new one) and its anchor table. */
-static enc_mem *take_mem(lua_State *L)
+/* Push the cached walk state (or a new one) and its anchor table. */
+static ipc_cwalk *take_mem(lua_State *L)
 {
-	enc_mem *m;
+	ipc_cwalk *w;
 	if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_key) == LUA_TUSERDATA) {
 		lua_pushnil(L);
 		lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key); /* in use: not shared */
-		m = lua_touserdata(L, -1);
+		w = lua_touserdata(L, -1);
 		lua_getiuservalue(L, -1, 1);
-		return m;
+		return w;
 	}
 	lua_pop(L, 1);
-	m = lua_newuserdatauv(L, sizeof *m, 1);
-	ipc_wbuf_init(&m->out, m->inline_buf, sizeof m->inline_buf);
-	m->ent = m->tmp = NULL;
-	m->nent = m->cap = m->tcap = 0;
+	w = lua_newuserdatauv(L, sizeof *w, 1);
+	ipc_cwalk_init(w);
 	if (luaL_newmetatable(L, ENC_META)) {
 		lua_pushcfunction(L, mem_gc);
 		lua_setfield(L, -2, "__gc");
@@ -538,29 +289,13 @@ static enc_mem *take_mem(lua_State *L)
 	lua_createtable(L, 64, 0);
 	lua_pushvalue(L, -1);
 	lua_setiuservalue(L, -3, 1);
-	return m;
+	return w;
 }
 
-/* Stack: mem, anchor.  Trim and clear them and cache them again. */
-static void give_back_mem(lua_State *L, enc_mem *m, size_t anchor_used)
+/* Stack: walk state, anchor.  Trim and clear them and cache them again. */
+static void give_back_mem(lua_State *L, ipc_cwalk *w, size_t anchor_used)
 {
-	if (m->out.heap && m->out.cap > KEEP_BUF)
-		ipc_wbuf_free(&m->out);
-	if (!m->out.heap)
-		ipc_wbuf_init(&m->out, m->inline_buf, sizeof m->inline_buf);
-	m->out.len = 0;
-	m->out.failed = 0;
-	if (m->cap > KEEP_ENTRIES) {
-		free(m->ent);
-		m->ent = NULL;
-		m->cap = 0;
-	}
-	if (m->tcap > KEEP_ENTRIES) {
-		free(m->tmp);
-		m->tmp = NULL;
-		m->tcap = 0;
-	}
-	m->nent = 0;
+	ipc_cwalk_reset(w);
 	if (anchor_used > KEEP_ANCHOR) {
 		lua_createtable(L, 64, 0);
 		lua_setiuservalue(L, -3, 1);
@@ -578,20 +313,19 @@ void ipcl_encode(lua_State *L, int idx)
 {
 	idx = lua_absindex(L, idx);
 	luaL_checkstack(L, 8, "ipc.encode");
-	enc_mem *m = take_mem(L);
+	ipc_cwalk *w = take_mem(L);
 	enc_state st;
 	st.L = L;
-	st.m = m;
+	st.w = w;
 	st.arg = idx;
 	st.anchor = lua_gettop(L);
 	st.anchor_used = 0;
-	st.depth = 0;
-	ipc_enc_magic(&m->out);
+	ipc_enc_magic(&w->out);
 	enc_value(&st, idx, lua_type(L, idx));
 	check_buf(&st);
-	lua_pushlstring(L, (const char *)m->out.data, m->out.len);
+	lua_pushlstring(L, (const char *)w->out.data, w->out.len);
 	lua_insert(L, -3);
-	give_back_mem(L, m, st.anchor_used);
+	give_back_mem(L, w, st.anchor_used);
 }
 
 /* ---- decoding ---- */

@@ -58,7 +58,10 @@ static void check_result(lua_State *L, ipcl_handle *h, int r, const ipc_error *e
 	ipcl_check_interrupt(L, r);
 }
 
-/* q:send(msg [, priority [, timeout_ms]]) -> true, or false when still full */
+/* q:send(msg [, priority [, timeout_ms]]) -> true, or false when still full.
+ * The common call, q:send(msg), reads no optional argument and computes no
+ * deadline (none: forever, and the core takes its signal snapshot only if
+ * it has to wait). */
 static int f_send(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &queue_type);
@@ -67,15 +70,20 @@ static int f_send(lua_State *L)
 	if (lua_type(L, 2) != LUA_TSTRING)
 		ipcl_typeerror(L, 2, "string");
 	const char *msg = lua_tolstring(L, 2, &len);
-	uint32_t prio = check_priority(L, 3);
-	ipc_deadline dl = ipcl_opt_timeout(L, 4);
+	uint32_t prio = 0;
+	ipc_deadline dl = {1, 0};
+	if (lua_gettop(L) > 2) {
+		prio = check_priority(L, 3);
+		dl = ipcl_opt_timeout(L, 4);
+	}
 	if (len > x->v.max_size)
 		ipcl_argerror(L, 2,
 		              lua_pushfstring(L, "message is %I bytes; this queue takes at most %I",
 		                              (lua_Integer)len, (lua_Integer)x->v.max_size));
 	ipc_error err;
 	int r = ipc_queue_send(&x->v, msg, len, prio, &dl, &err);
-	check_result(L, h, r, &err);
+	if (r != IPC_OK)
+		check_result(L, h, r, &err);
 	lua_pushboolean(L, r == IPC_OK);
 	return 1;
 }
@@ -85,14 +93,16 @@ static int f_receive(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &queue_type);
 	queue_extra *x = qx(h);
-	ipc_deadline dl = ipcl_opt_timeout(L, 2);
+	ipc_deadline dl = {1, 0};
+	if (lua_gettop(L) > 1)
+		dl = ipcl_opt_timeout(L, 2);
 	unsigned char *buf = receive_buffer(L, h);
 	ipc_error err;
 	size_t len;
 	uint32_t prio;
 	int r = ipc_queue_receive(&x->v, buf, &len, &prio, NULL, &dl, &err);
-	check_result(L, h, r, &err);
 	if (r != IPC_OK) {
+		check_result(L, h, r, &err);
 		lua_pushnil(L);
 		return 1;
 	}
