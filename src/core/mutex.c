@@ -1,5 +1,6 @@
 #include "mutex.h"
 
+#include "failpoint.h"
 #include "signals.h"
 #include "slots.h"
 #include "wait.h"
@@ -111,6 +112,7 @@ static int lock_i(ipc_mutex_body *b, const ipc_deadline *dl, ipc_error *err)
 /* `w` changed hands after its holder died: forget that holder. */
 static void repair_w(ipc_mutex_body *b)
 {
+	ipc_failpoint("mutex.repair_w"); /* a repairer that dies: w stays OWNER_DIED */
 	b->owner = 0;
 	b->drain_waiter = 0;
 	ipc_rlock_consistent(&b->w);

@@ -93,7 +93,7 @@ static inline int ipc_rlock_fast(ipc_rlock *l)
 	                                     __ATOMIC_RELAXED);
 	if (ok) {
 		if (__builtin_expect(t->failpoints, 0))
-			ipc_failpoint("rlock.locked");
+			ipc_failpoint("rlock.fast_locked");
 		ipc_rlock_link_(l, h);
 	}
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
