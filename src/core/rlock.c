@@ -170,20 +170,13 @@ int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *
 	if (r != IPC_TIMEOUT)
 		return r;
 	/* Sleep on the word with FUTEX_WAITERS set, in slices: a slice's end
-	 * re-checks signals, the deadline and the holder's existence. */
+	 * re-checks signals, the deadline and the holder's existence.  The bit
+	 * is set before any give-up, also by a waiter that was woken and lost
+	 * the race: the holder's unlock then wakes the next sleeper (the wake
+	 * this one consumed is passed on). */
 	unsigned seen = 0;
 	int64_t next_check = 0;
 	for (;;) {
-		if (ipc_signal_since(sigsnap))
-			return IPC_INTERRUPTED;
-		if (ipc_deadline_left(dl) <= 0)
-			return IPC_TIMEOUT;
-		int64_t now = ipc_now_ns();
-		if (now >= next_check) {
-			if (orphaned(l, &seen, err))
-				return IPC_ERR;
-			next_check = now + IPC_SLICE_NS;
-		}
 		if (!(v & FUTEX_WAITERS)) {
 			uint32_t want = v | FUTEX_WAITERS;
 			if (!__atomic_compare_exchange_n(&l->s.word, &v, want, 0, __ATOMIC_RELAXED,
@@ -194,6 +187,16 @@ int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *
 				continue;
 			}
 			v = want;
+		}
+		if (ipc_signal_since(sigsnap))
+			return IPC_INTERRUPTED;
+		if (ipc_deadline_left(dl) <= 0)
+			return IPC_TIMEOUT;
+		int64_t now = ipc_now_ns();
+		if (now >= next_check) {
+			if (orphaned(l, &seen, err))
+				return IPC_ERR;
+			next_check = now + IPC_SLICE_NS;
 		}
 		r = ipc_wait_word(&l->s.word, v, dl, IPC_SLICE_NS, sigsnap);
 		if (r != IPC_OK)

@@ -74,7 +74,6 @@ static inline void ipc_rlock_unlink_(ipc_rlock *l)
 	((void **)((uintptr_t)next & ~(uintptr_t)1))[-1] = prev;
 	*(void **)((uintptr_t)prev & ~(uintptr_t)1) = next;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	l->s.next = l->s.prev = NULL;
 }
 
 /* One attempt from a free word: 1 when locked.  list_op_pending names the

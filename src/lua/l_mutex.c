@@ -90,15 +90,28 @@ static int do_lock(lua_State *L, int shared, int tidx)
 	return 0;
 }
 
+/* m:lock() with no timeout, uncontended: the fast path alone. */
+static inline int lock_now(lua_State *L, int shared)
+{
+	ipcl_handle *h = ipcl_check(L, 1, &ipcl_mutex_type);
+	if (lua_gettop(L) < 2 && ipc_mutex_lock_fast(h->seg, shared) == IPC_OK) {
+		lua_getiuservalue(L, 1, 1);
+		return 1;
+	}
+	return 0;
+}
+
 static int m_lock(lua_State *L)
 {
-	do_lock(L, 0, 2);
+	if (!lock_now(L, 0))
+		do_lock(L, 0, 2);
 	return 1;
 }
 
 static int m_lock_shared(lua_State *L)
 {
-	do_lock(L, 1, 2);
+	if (!lock_now(L, 1))
+		do_lock(L, 1, 2);
 	return 1;
 }
 
