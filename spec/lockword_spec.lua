@@ -249,6 +249,23 @@ describe('lock word', function()
     assert.equal(0, word(name))
   end)
 
+  it('an object of layout version 2 (glibc mutexes) is refused with a clear error', function()
+    local old = H.name('LWV')
+    local o = ipc.mutex(old)
+    o:close()
+    local path = dir .. '/ipcs.' .. old
+    local f = assert(io.open(path, 'r+b'))
+    f:seek('set', 8) -- the header's version, after the 8-byte magic
+    assert.equal(3, string.unpack('<I4', f:read(4)))
+    f:seek('set', 8)
+    f:write(string.pack('<I4', 2))
+    f:close()
+    local ok, err = pcall(ipc.mutex, old)
+    os.remove(path)
+    assert.is_false(ok)
+    assert.matches('unsupported layout version 2 %(this build reads 3%)', err)
+  end)
+
   describe('from C (libipcsh)', function()
     local top = (select(2, H.sh('pwd')):gsub('\n$', ''))
     local so_dir = os.getenv('IPCSH_SO_DIR') or top
