@@ -298,6 +298,12 @@ describe('lock word', function()
       m:unlock()
     end)
 
+    it('a child forked by a thread that never locked can lock', function()
+      local code, out, err = H.sh(q(bin) .. ' threadfork ' .. q(name))
+      assert.equal(0, code, out .. err)
+      assert.equal('child exit 0\n', out)
+    end)
+
     it('glibc robust mutexes linked around ours: all released at death', function()
       local code, out, err = H.sh(q(bin) .. ' mixed ' .. q(name))
       assert.equal(0, code, out .. err)

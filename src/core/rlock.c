@@ -35,11 +35,18 @@ static void refresh_tid(void)
 	ipc_rlock_me.tid = (uint32_t)syscall(SYS_gettid);
 }
 
+/* A forked child is another thread: it owns none of the parent's locks
+ * (glibc empties the child's robust list) and has its own id.  (A thread
+ * not set up yet stays so: thread_setup runs on its first lock.) */
+static void child_tid(void)
+{
+	if (ipc_rlock_me.head)
+		refresh_tid();
+}
+
 static void install_atfork(void)
 {
-	/* A forked child is another thread: it owns none of the parent's
-	 * locks (glibc empties the child's robust list). */
-	pthread_atfork(NULL, NULL, refresh_tid);
+	pthread_atfork(NULL, NULL, child_tid);
 }
 
 /* Once per thread: glibc's list head (registered with the kernel at thread

@@ -10,6 +10,10 @@
  *                                       ours), then dies by SIGKILL; prints
  *                                       what the parent finds: every lock
  *                                       the child held is released
+ *   lockword_test threadfork NAME       the main thread locks and unlocks;
+ *                                       a second thread that never locked
+ *                                       forks, and the child locks: prints
+ *                                       the child's result
  * Exit status 0 unless the arguments were bad or a step failed. */
 #include <ipcsh.h>
 
@@ -91,6 +95,44 @@ static int mixed(const char *name)
 	return 0;
 }
 
+static const char *fork_name;
+
+static void *fork_thread(void *arg)
+{
+	(void)arg;
+	pid_t pid = fork();
+	if (pid == 0) {
+		ipcsh_error e;
+		ipcsh_mutex *m = ipcsh_mutex_open(fork_name, NULL, &e);
+		int r = m ? ipcsh_mutex_lock(m, 1000, &e) : IPCSH_ERR;
+		if (r == IPCSH_OK)
+			r = ipcsh_mutex_unlock(m, &e);
+		_exit(r == IPCSH_OK ? 0 : 3);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (WIFEXITED(st))
+		printf("child exit %d\n", WEXITSTATUS(st));
+	else
+		printf("child signal %d\n", WTERMSIG(st));
+	return NULL;
+}
+
+static int threadfork(const char *name)
+{
+	ipcsh_error e;
+	ipcsh_mutex *m = ipcsh_mutex_open(name, NULL, &e);
+	if (!m || ipcsh_mutex_lock(m, -1, &e) != IPCSH_OK || ipcsh_mutex_unlock(m, &e) != IPCSH_OK)
+		return 1;
+	fork_name = name;
+	pthread_t t;
+	if (pthread_create(&t, NULL, fork_thread, NULL))
+		return 1;
+	pthread_join(t, NULL);
+	ipcsh_mutex_close(m);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	ipcsh_error e = {0, ""};
@@ -108,6 +150,9 @@ int main(int argc, char **argv)
 	}
 	if (argc == 3 && strcmp(argv[1], "mixed") == 0)
 		return mixed(argv[2]);
-	fprintf(stderr, "usage: lockword_test exec NAME READYFILE | mixed NAME\n");
+	if (argc == 3 && strcmp(argv[1], "threadfork") == 0)
+		return threadfork(argv[2]);
+	fprintf(stderr,
+	        "usage: lockword_test exec NAME READYFILE | mixed NAME | threadfork NAME\n");
 	return 2;
 }
