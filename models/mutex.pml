@@ -1,6 +1,8 @@
 /* Model of src/core/mutex.c: the exclusive robust lock w, the shared-holder
- * slots under the internal lock i, the writer's drain, waiter registration
- * and the repairs (repair_w, repair_i).  docs/design.md, "Model checking",
+ * slots under the internal lock i, the writer's drain, the lock-free waiter
+ * registration (a CAS on a slot's token) and the repairs (repair_w,
+ * repair_i).  The robust locks are common.pml's abstraction; the lock word
+ * under them is models/rlock.pml.  docs/design.md, "Model checking",
  * maps each step to the code.
  *
  * Mutants (make model-mutants), each must be caught:
@@ -8,7 +10,9 @@
  *   MUTANT_EARLY_W     lock_shared releases w before its reader slot is taken
  *   MUTANT_NO_DRAIN    an exclusive locker does not wait for readers
  *   MUTANT_NO_REAP     dead readers' slots are never reaped
- *   MUTANT_NO_WAKE     the last reader out does not bump rseq */
+ *   MUTANT_NO_WAKE     the last reader out does not bump rseq
+ *   MUTANT_RACY_CLAIM  a waiter slot is claimed by a load and a store, not
+ *                      a CAS (two waiters can take one slot) */
 
 #ifndef NPROC
 #define NPROC 3
@@ -25,7 +29,7 @@
 #include "common.pml"
 
 /* the body (mutex.h) */
-byte owner, drain_waiter, readers, rseq, waiters;
+byte owner, drain_waiter, readers, rseq;
 byte reader[NREADERS];
 byte waiter[NWAITERS];
 
@@ -71,20 +75,23 @@ inline reap_readers()
 	fi
 }
 
-inline reap_waiters()
+/* count_waiters (info): a dead waiter's slot is freed by a CAS from its
+ * token, so a live claim is never undone */
+inline count_waiters()
 {
 	kk = 0;
+	cnt = 0;
 	do
 	:: kk < NWAITERS ->
 		if
-		:: DEAD(waiter[kk]) -> DIE_OR(waiter[kk] = 0)
+		:: DEAD(waiter[kk]) ->
+			DIE_OR(atomic { if :: DEAD(waiter[kk]) -> waiter[kk] = 0 :: else fi })
+		:: LIVE(waiter[kk]) -> cnt++
 		:: else
 		fi;
 		kk++
 	:: else -> break
-	od;
-	cnt = (waiter[0] != 0) + (waiter[1] != 0) + (waiter[2] != 0);
-	DIE_OR(waiters = cnt)
+	od
 }
 
 /* lock_i: ipc_rlock_enter(&b->i, never, ..., repair_i) */
@@ -93,7 +100,7 @@ inline lock_i()
 	idied = 0;
 	RL_LOCK(I, idied);
 	if
-	:: idied -> reap_readers(); reap_waiters(); RL_CONSISTENT(I)
+	:: idied -> reap_readers(); RL_CONSISTENT(I)
 	:: else
 	fi
 }
@@ -120,24 +127,42 @@ inline lock_i()
 	:: k == N -> k = NONE; break                                           \
 	od
 
-inline set_waiting(on)
+/* waiter_claim: from id % N, a CAS (0 -> tok) per slot until one takes;
+ * wslot = NONE when all are taken */
+inline waiter_claim()
 {
-	lock_i();
+	wslot = id % NWAITERS;
+	cnt = 0;
+	do
+	:: cnt == NWAITERS -> wslot = NONE; break
+	:: cnt < NWAITERS ->
+		ok2 = 0;
+#ifdef MUTANT_RACY_CLAIM
+		ok2 = waiter[wslot] == 0;
+		if
+		:: ok2 -> DIE_OR(waiter[wslot] = tok)
+		:: else
+		fi;
+#else
+		DIE_OR(atomic { if :: waiter[wslot] == 0 -> waiter[wslot] = tok; ok2 = 1 :: else fi });
+#endif
+		if
+		:: ok2 -> break
+		:: else -> wslot = (wslot + 1) % NWAITERS; cnt++
+		fi
+	od
+}
+
+/* waiter_clear: CAS tok -> 0 */
+inline waiter_clear()
+{
 	if
-	:: on ->
-		slot_claim(waiter, NWAITERS);
-		if
-		:: k != NONE -> DIE_OR(waiters++)
-		:: else
-		fi
-	:: else ->
-		slot_find(waiter, NWAITERS);
-		if
-		:: k != NONE -> DIE_OR(waiter[k] = 0); DIE_OR(waiters--)
-		:: else
-		fi
-	fi;
-	RL_UNLOCK(I)
+	:: wslot != NONE ->
+		assert(waiter[wslot] == tok); /* listed for as long as it waited */
+		DIE_OR(atomic { if :: waiter[wslot] == tok -> waiter[wslot] = 0 :: else fi });
+		wslot = NONE
+	:: else
+	fi
 }
 
 /* take_w: sets ok (IPC_OK) */
@@ -147,13 +172,13 @@ inline take_w()
 	RL_TRYLOCK(W, ok, wdied);
 	if
 	:: !ok && dl != TRY ->
-		set_waiting(1);
+		waiter_claim();
 		if
 		:: atomic { lk_own[W] == 0 -> lk_own[W] = tok; wdied = lk_od[W]; ok = 1 }
 		:: dl == TIMED /* timeout */
 		:: DIE_NOW
 		fi;
-		set_waiting(0)
+		waiter_clear()
 	:: else
 	fi;
 #ifndef MUTANT_NO_REPAIR
@@ -219,14 +244,11 @@ inline mutex_lock()
 		if
 		:: readers != 0 ->
 			if
-			:: dl != TRY -> set_waiting(1)
+			:: dl != TRY -> waiter_claim()
 			:: else
 			fi;
 			drain_readers();
-			if
-			:: dl != TRY -> set_waiting(0)
-			:: else
-			fi;
+			waiter_clear();
 			if
 			:: r != OK ->
 				DIE_OR(owner = 0);
@@ -307,7 +329,8 @@ inline mutex_unlock()
 proctype P(byte id; bool final)
 {
 	byte tok, r, k, n, seq, round, polls, dl, cnt, kk, mode;
-	bool shared, ok, wdied, idied;
+	byte wslot = NONE;
+	bool shared, ok, ok2, wdied, idied;
 	byte ops = 0;
 
 restart:
@@ -330,8 +353,8 @@ restart:
 			:: final -> /* then ipc_mutex_state_get: reap, count */
 				lock_i();
 				reap_readers();
-				reap_waiters();
-				assert(readers == 0 && waiters == 0 && !LIVE(owner));
+				count_waiters();
+				assert(readers == 0 && cnt == 0 && !LIVE(owner));
 				RL_UNLOCK(I);
 				final_ok = 1
 			:: else
@@ -339,7 +362,7 @@ restart:
 		:: else
 		fi;
 		d_step { r = 0; k = 0; n = 0; seq = 0; round = 0; polls = 0; cnt = 0; kk = 0;
-		         ok = 0; wdied = 0; idied = 0 }
+		         ok = 0; ok2 = 0; wdied = 0; idied = 0; wslot = NONE }
 	:: else -> break
 	od;
 	goto done;
@@ -353,7 +376,7 @@ died:
 		:: else
 		fi;
 		mode = 0; r = 0; k = 0; n = 0; seq = 0; round = 0; polls = 0; cnt = 0; kk = 0;
-		ok = 0; wdied = 0; idied = 0
+		ok = 0; ok2 = 0; wdied = 0; idied = 0; wslot = NONE
 	}
 	if
 	:: goto restart /* a new process takes its place */

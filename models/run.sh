@@ -53,6 +53,8 @@ PAN_EX="-m400000 -w24"
 if [ "$mode" = models ]; then
 	st=0
 	check mutex mutex.pml "-DNPROC=2 -DOPS=2 -DMAXD=1" "$CC_EX" "$PAN_EX" pass || st=1
+	check rlock rlock.pml "-DNPROC=3 -DOPS=1 -DMAXD=1" "$CC_EX" "$PAN_EX" pass || st=1
+	check rlock-2x2 rlock.pml "-DNPROC=2 -DOPS=2 -DMAXD=1" "$CC_EX" "$PAN_EX" pass || st=1
 	check semaphore semaphore.pml "-DNPROC=2 -DOPS=1 -DMAXD=2" "$CC_EX" "$PAN_EX" pass || st=1
 	check queue queue.pml "-DNPROC=2 -DOPS=2 -DMAXD=1" "$CC_EX" "$PAN_EX" pass || st=1
 	# 3 processes: 8 million states; hash compaction (-DHC4) instead of
@@ -75,6 +77,12 @@ mutant mutex.pml EARLY_W "-DNPROC=2 -DOPS=2"
 mutant mutex.pml NO_DRAIN "-DNPROC=2 -DOPS=2"
 mutant mutex.pml NO_REAP "-DNPROC=2 -DOPS=2"
 mutant mutex.pml NO_WAKE "-DNPROC=2 -DOPS=2"
+mutant mutex.pml RACY_CLAIM "-DNPROC=2 -DOPS=2"
+mutant rlock.pml NO_PENDING "-DNPROC=3 -DOPS=1"
+mutant rlock.pml NO_WAKE "-DNPROC=3 -DOPS=1"
+mutant rlock.pml NO_WAITERS "-DNPROC=3 -DOPS=1"
+mutant rlock.pml NO_DIED "-DNPROC=3 -DOPS=1"
+mutant rlock.pml GIVE_UP_EARLY "-DNPROC=3 -DOPS=2"
 mutant semaphore.pml NO_JOURNAL "-DNPROC=2"
 mutant semaphore.pml NO_REAP "-DNPROC=2"
 mutant semaphore.pml FREE_BEFORE_COMMIT "-DNPROC=2"

@@ -1,5 +1,6 @@
 #include "mutex.h"
 
+#include "failpoint.h"
 #include "signals.h"
 #include "slots.h"
 #include "wait.h"
@@ -56,10 +57,42 @@ static void reap_readers(ipc_mutex_body *b)
 	}
 }
 
-static void reap_waiters(ipc_mutex_body *b)
+/* waiter[] is lock-free: a process claims and clears its own slot with a
+ * CAS on the token, and whoever counts the slots reaps dead waiters (CAS
+ * from the dead token to 0, so a live claim is never undone). */
+static int waiter_claim(ipc_mutex_body *b, ipc_token me)
 {
-	ipc_slot_reap(b->waiter, sizeof(ipc_token), IPC_MUTEX_WAITERS, NULL, NULL);
-	b->waiters = ipc_slot_count(b->waiter, sizeof(ipc_token), IPC_MUTEX_WAITERS);
+	uint32_t start = (uint32_t)IPC_TOKEN_PID(me) % IPC_MUTEX_WAITERS;
+	for (uint32_t k = 0; k < IPC_MUTEX_WAITERS; k++) {
+		uint32_t i = (start + k) % IPC_MUTEX_WAITERS;
+		ipc_token free_slot = 0;
+		if (__atomic_load_n(&b->waiter[i], __ATOMIC_RELAXED) == 0 &&
+		    __atomic_compare_exchange_n(&b->waiter[i], &free_slot, me, 0, __ATOMIC_RELEASE,
+		                                __ATOMIC_RELAXED))
+			return (int)i;
+	}
+	return -1;
+}
+
+static void waiter_clear(ipc_mutex_body *b, int k, ipc_token me)
+{
+	__atomic_compare_exchange_n(&b->waiter[k], &me, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+static uint32_t count_waiters(ipc_mutex_body *b)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < IPC_MUTEX_WAITERS; i++) {
+		ipc_token t = __atomic_load_n(&b->waiter[i], __ATOMIC_ACQUIRE);
+		if (!t)
+			continue;
+		if (ipc_token_alive(t))
+			n++;
+		else
+			__atomic_compare_exchange_n(&b->waiter[i], &t, 0, 0, __ATOMIC_RELEASE,
+			                            __ATOMIC_RELAXED);
+	}
+	return n;
 }
 
 /* Lock `i`.  Its critical sections only ever change one slot and then the
@@ -68,7 +101,6 @@ static void reap_waiters(ipc_mutex_body *b)
 static void repair_i(void *ctx)
 {
 	reap_readers(ctx);
-	reap_waiters(ctx);
 }
 
 /* dl: the caller's deadline, NULL when it has none (bounded all the same). */
@@ -80,33 +112,10 @@ static int lock_i(ipc_mutex_body *b, const ipc_deadline *dl, ipc_error *err)
 /* `w` changed hands after its holder died: forget that holder. */
 static void repair_w(ipc_mutex_body *b)
 {
+	ipc_failpoint("mutex.repair_w"); /* a repairer that dies: w stays OWNER_DIED */
 	b->owner = 0;
 	b->drain_waiter = 0;
 	ipc_rlock_consistent(&b->w);
-}
-
-/* Returns 1 when this process is now listed as waiting (only then does the
- * "off" call need the lock). */
-static int set_waiting(ipc_mutex_body *b, int on, const ipc_deadline *dl)
-{
-	ipc_error ignored;
-	if (lock_i(b, dl, &ignored) != IPC_OK)
-		return 0;
-	ipc_token me = ipc_self_token();
-	int listed = 0;
-	if (on) {
-		listed = ipc_slot_claim(b->waiter, sizeof(ipc_token), IPC_MUTEX_WAITERS, me) >= 0;
-		if (listed)
-			b->waiters++;
-	} else {
-		int k = ipc_slot_find(b->waiter, sizeof(ipc_token), IPC_MUTEX_WAITERS, me);
-		if (k >= 0) {
-			__atomic_store_n(&b->waiter[k], 0, __ATOMIC_RELEASE);
-			b->waiters--;
-		}
-	}
-	ipc_rlock_unlock(&b->i);
-	return listed;
 }
 
 /* Holding `w`: wait until no reader is left (dead ones are reaped). */
@@ -143,14 +152,63 @@ static int take_w(ipc_mutex_body *b, const ipc_deadline *dl, unsigned sigsnap, i
 	int died = 0;
 	int r = ipc_rlock_trylock(&b->w, &died, err);
 	if (r == IPC_TIMEOUT && ipc_deadline_left(dl) > 0) {
-		int listed = set_waiting(b, 1, dl);
+		ipc_token me = ipc_self_token();
+		int k = waiter_claim(b, me);
 		r = ipc_rlock_lock(&b->w, dl, sigsnap, &died, err);
-		if (listed)
-			set_waiting(b, 0, NULL);
+		if (k >= 0)
+			waiter_clear(b, k, me);
 	}
 	if (r == IPC_OK && died)
 		repair_w(b);
 	return r;
+}
+
+/* Under `i`: list this process as a shared holder; -1 when the table is
+ * full even after reaping dead holders. */
+static int add_reader(ipc_mutex_body *b)
+{
+	ipc_token me = ipc_self_token();
+	int k = ipc_slot_claim(b->reader, sizeof(ipc_token), IPC_MUTEX_READERS, me);
+	if (k < 0) {
+		reap_readers(b);
+		k = ipc_slot_claim(b->reader, sizeof(ipc_token), IPC_MUTEX_READERS, me);
+	}
+	if (k >= 0) {
+		b->readers++;
+		count(&b->n_shared); /* under i */
+	}
+	return k;
+}
+
+/* Holding `w` with no reader left: the exclusive lock is ours. */
+static int exclusive_taken(ipc_mutex_body *b, ipc_mutex_local *l)
+{
+	__atomic_store_n(&b->owner, ipc_self_token(), __ATOMIC_RELAXED);
+	count(&b->n_exclusive); /* under w */
+	l->mode = IPC_HELD_EXCLUSIVE;
+	return IPC_OK;
+}
+
+int ipc_mutex_lock_fast(ipc_segment *seg, int shared)
+{
+	ipc_mutex_body *b = body_of(seg);
+	ipc_mutex_local *l = local_of(seg);
+	if (l->mode != IPC_HELD_NONE || !ipc_rlock_fast(&b->w))
+		return IPC_TIMEOUT;
+	if (!shared) {
+		if (__atomic_load_n(&b->readers, __ATOMIC_SEQ_CST) == 0)
+			return exclusive_taken(b, l);
+	} else if (ipc_rlock_fast(&b->i)) {
+		int k = add_reader(b);
+		ipc_rlock_unlock(&b->i);
+		if (k >= 0) {
+			ipc_rlock_unlock(&b->w);
+			l->mode = IPC_HELD_SHARED;
+			return IPC_OK;
+		}
+	}
+	ipc_rlock_unlock(&b->w); /* readers to drain, `i` busy, or full: the full path */
+	return IPC_TIMEOUT;
 }
 
 int ipc_mutex_lock(ipc_segment *seg, int shared, const ipc_deadline *dl, unsigned sigsnap,
@@ -167,35 +225,25 @@ int ipc_mutex_lock(ipc_segment *seg, int shared, const ipc_deadline *dl, unsigne
 	if (!shared) {
 		__atomic_store_n(&b->owner, ipc_self_token(), __ATOMIC_RELAXED);
 		if (__atomic_load_n(&b->readers, __ATOMIC_SEQ_CST) != 0) {
-			int waiting = ipc_deadline_left(dl) > 0 && set_waiting(b, 1, dl);
+			ipc_token me = ipc_self_token();
+			int k = ipc_deadline_left(dl) > 0 ? waiter_claim(b, me) : -1;
 			r = drain_readers(b, dl, sigsnap, err);
-			if (waiting)
-				set_waiting(b, 0, NULL);
+			if (k >= 0)
+				waiter_clear(b, k, me);
 			if (r != IPC_OK) {
 				b->owner = 0;
 				ipc_rlock_unlock(&b->w);
 				return r;
 			}
 		}
-		count(&b->n_exclusive); /* under w */
-		l->mode = IPC_HELD_EXCLUSIVE;
-		return IPC_OK;
+		return exclusive_taken(b, l);
 	}
 	r = lock_i(b, dl, err);
 	if (r != IPC_OK) {
 		ipc_rlock_unlock(&b->w);
 		return r;
 	}
-	ipc_token me = ipc_self_token();
-	int k = ipc_slot_claim(b->reader, sizeof(ipc_token), IPC_MUTEX_READERS, me);
-	if (k < 0) {
-		reap_readers(b);
-		k = ipc_slot_claim(b->reader, sizeof(ipc_token), IPC_MUTEX_READERS, me);
-	}
-	if (k >= 0) {
-		b->readers++;
-		count(&b->n_shared); /* under i */
-	}
+	int k = add_reader(b);
 	ipc_rlock_unlock(&b->i);
 	ipc_rlock_unlock(&b->w);
 	if (k < 0)
@@ -250,7 +298,6 @@ int ipc_mutex_state_get(ipc_segment *seg, ipc_mutex_state *st, ipc_error *err)
 	if (r != IPC_OK)
 		return r;
 	reap_readers(b);
-	reap_waiters(b);
 	ipc_token owner = __atomic_load_n(&b->owner, __ATOMIC_RELAXED);
 	if (owner && ipc_token_alive(owner)) {
 		st->state = IPC_HELD_EXCLUSIVE;
@@ -261,7 +308,7 @@ int ipc_mutex_state_get(ipc_segment *seg, ipc_mutex_state *st, ipc_error *err)
 			if (b->reader[k])
 				st->holders[st->nholders++] = IPC_TOKEN_PID(b->reader[k]);
 	}
-	st->waiters = b->waiters;
+	st->waiters = count_waiters(b);
 	st->n_exclusive = __atomic_load_n(&b->n_exclusive, __ATOMIC_RELAXED);
 	st->n_shared = __atomic_load_n(&b->n_shared, __ATOMIC_RELAXED);
 	ipc_rlock_unlock(&b->i);

@@ -4,75 +4,95 @@
 #include "wait.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-static int init_mutex(pthread_mutex_t *m)
+/* The robust list is glibc's: refuse to build where its layout is not the
+ * one the links above assume (64-bit glibc, doubly linked list). */
+#if !defined(__GLIBC__) || UINTPTR_MAX != 0xffffffffffffffffu
+#error "ipc_rlock links into glibc's robust-futex list: 64-bit glibc only"
+#endif
+_Static_assert(sizeof(ipc_rlock) == 40 && sizeof(pthread_mutex_t) == 40,
+               "ipc_rlock must keep glibc's pthread_mutex_t size");
+_Static_assert(offsetof(pthread_mutex_t, __data.__lock) == offsetof(ipc_rlock, s.word) &&
+                   offsetof(pthread_mutex_t, __data.__list.__prev) == offsetof(ipc_rlock, s.prev) &&
+                   offsetof(pthread_mutex_t, __data.__list.__next) == offsetof(ipc_rlock, s.next),
+               "ipc_rlock must keep glibc's robust mutex layout");
+_Static_assert(offsetof(ipc_rlock, s.prev) + sizeof(void *) == offsetof(ipc_rlock, s.next),
+               "prev just before next: entries point at next");
+
+/* The kernel finds the word of a list entry at entry + futex_offset. */
+#define FUTEX_OFFSET ((long)offsetof(ipc_rlock, s.word) - (long)offsetof(ipc_rlock, s.next))
+
+_Thread_local ipc_rlock_thread ipc_rlock_me;
+
+static void refresh_tid(void)
 {
-	pthread_mutexattr_t a;
-	int r = pthread_mutexattr_init(&a);
-	if (!r)
-		r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	if (!r)
-		r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-	if (!r)
-		r = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
-	if (!r)
-		r = pthread_mutex_init(m, &a);
-	pthread_mutexattr_destroy(&a);
-	return r;
+	ipc_rlock_me.tid = (uint32_t)syscall(SYS_gettid);
+}
+
+/* A forked child is another thread: it owns none of the parent's locks
+ * (glibc empties the child's robust list) and has its own id.  (A thread
+ * not set up yet stays so: thread_setup runs on its first lock.) */
+static void child_tid(void)
+{
+	if (ipc_rlock_me.head)
+		refresh_tid();
+}
+
+static void install_atfork(void)
+{
+	pthread_atfork(NULL, NULL, child_tid);
+}
+
+/* Once per thread: glibc's list head (registered with the kernel at thread
+ * start) and its futex_offset, which must be the one our entries use. */
+static int thread_setup(ipc_error *err)
+{
+	ipc_rlock_thread *t = &ipc_rlock_me;
+	if (t->tid)
+		return IPC_OK;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, install_atfork);
+	struct robust_list_head *h = NULL;
+	size_t len = 0;
+	if (syscall(SYS_get_robust_list, 0, &h, &len) != 0 || !h || len != sizeof *h)
+		return ipc_fail(err, ENOTSUP,
+		                "cannot use internal locks (no robust-futex list: %s)",
+		                strerror(errno ? errno : ENOTSUP));
+	if (h->futex_offset != FUTEX_OFFSET)
+		return ipc_fail(
+		    err, ENOTSUP,
+		    "cannot use internal locks (robust-futex list offset %ld, expected %ld)",
+		    h->futex_offset, FUTEX_OFFSET);
+	const char *fp = getenv("IPCSH_FAILPOINT");
+	t->failpoints = fp && *fp;
+	t->head = h;
+	refresh_tid();
+	return IPC_OK;
 }
 
 int ipc_rlock_init(ipc_rlock *l, ipc_error *err)
 {
-	int r = init_mutex(&l->m);
-	if (r)
-		return ipc_fail_os(err, r, "cannot initialise lock");
-	return IPC_OK;
+	memset(l, 0, sizeof *l);
+	return thread_setup(err);
+}
+
+void ipc_rlock_wake_(ipc_rlock *l)
+{
+	ipc_wake_word(&l->s.word, 1);
 }
 
 /* --- damage checks ------------------------------------------------------
- * The lock lives in a file anyone with write access can scribble on, and
- * glibc trusts it: a changed type word sends it down the PI/PP paths (odd
- * errors, asserts), and an owner id that names no process is never
- * released by the kernel, so every locker would wait forever.  Both are
- * checked before each acquisition (two loads); the lock layout is glibc's,
- * elsewhere the checks are skipped. */
+ * The lock lives in a file anyone with write access can scribble on.  An
+ * owner id that names no process is never released by the kernel, so
+ * every locker would wait forever: checked whenever the word is found
+ * held (the free word costs no check). */
 #define PID_LIMIT 4194304u /* PID_MAX_LIMIT: no pid or tid is above it */
-
-#ifdef __GLIBC__
-static int reference_kind(void)
-{
-	static int kind = -1;
-	int k = __atomic_load_n(&kind, __ATOMIC_RELAXED);
-	if (k < 0) {
-		pthread_mutex_t m;
-		if (init_mutex(&m))
-			return -1;
-		k = m.__data.__kind;
-		pthread_mutex_destroy(&m);
-		__atomic_store_n(&kind, k, __ATOMIC_RELAXED);
-	}
-	return k;
-}
-
-static unsigned lock_word(ipc_rlock *l)
-{
-	return (unsigned)__atomic_load_n(&l->m.__data.__lock, __ATOMIC_RELAXED);
-}
-
-static int damaged(ipc_rlock *l, ipc_error *err)
-{
-	int kind = reference_kind();
-	if (kind >= 0 && __atomic_load_n(&l->m.__data.__kind, __ATOMIC_RELAXED) != kind)
-		return ipc_fail(err, EPROTO, "corrupt object (internal lock type overwritten)");
-	unsigned w = lock_word(l);
-	if (!(w & FUTEX_OWNER_DIED) && (w & FUTEX_TID_MASK) > PID_LIMIT)
-		return ipc_fail(err, EPROTO,
-		                "corrupt object (internal lock owner %u is no process)",
-		                w & FUTEX_TID_MASK);
-	return 0;
-}
 
 /* The owner named by the lock word is gone, yet the kernel did not mark the
  * lock (it does so before a dead thread's id is released): only a foreign
@@ -80,7 +100,7 @@ static int damaged(ipc_rlock *l, ipc_error *err)
  * apart, so a word just being handed over is never judged. */
 static int orphaned(ipc_rlock *l, unsigned *seen, ipc_error *err)
 {
-	unsigned w = lock_word(l), tid = w & FUTEX_TID_MASK;
+	unsigned w = ipc_rlock_word(l), tid = w & FUTEX_TID_MASK;
 	if (!tid || (w & FUTEX_OWNER_DIED) || kill((pid_t)tid, 0) == 0 || errno != ESRCH) {
 		*seen = 0;
 		return 0;
@@ -92,101 +112,106 @@ static int orphaned(ipc_rlock *l, unsigned *seen, ipc_error *err)
 	return ipc_fail(err, EPROTO,
 	                "corrupt object (internal lock held by %u, which does not exist)", tid);
 }
-#else
-static int damaged(ipc_rlock *l, ipc_error *err)
-{
-	(void)l, (void)err;
-	return 0;
-}
-static int orphaned(ipc_rlock *l, unsigned *seen, ipc_error *err)
-{
-	(void)l, (void)seen, (void)err;
-	return 0;
-}
-#endif
 
-static int result(int r, int *owner_died, ipc_error *err)
+/* One attempt, the thread set up.  IPC_OK, IPC_TIMEOUT (held: *seen is the
+ * word) or IPC_ERR.  A word marked FUTEX_OWNER_DIED (the kernel clears the
+ * id) is taken over whatever else it says; FUTEX_WAITERS is kept, and
+ * added (waiters) by a locker that slept, as others may still sleep. */
+static int attempt(ipc_rlock *l, uint32_t waiters, int *owner_died, uint32_t *seen, ipc_error *err)
 {
-	switch (r) {
-	case 0:
-		return IPC_OK;
-	case EOWNERDEAD:
-		*owner_died = 1;
-		return IPC_OK;
-	case EBUSY:
-	case ETIMEDOUT:
-		return IPC_TIMEOUT;
-	case EDEADLK:
-		return ipc_fail(err, r, "already locked by this process");
-	case ENOTRECOVERABLE:
-		return ipc_fail(err, r, "object is unrecoverable (remove it)");
-	default:
-		return ipc_fail_os(err, r, "lock failed");
+	ipc_rlock_thread *t = &ipc_rlock_me;
+	struct robust_list_head *h = t->head;
+	uint32_t v = ipc_rlock_word(l);
+	while (v == 0 || (v & FUTEX_OWNER_DIED)) {
+		h->list_op_pending = (struct robust_list *)&l->s.next;
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		uint32_t nv = t->tid | waiters | (v & FUTEX_WAITERS);
+		if (__atomic_compare_exchange_n(&l->s.word, &v, nv, 0, __ATOMIC_ACQUIRE,
+		                                __ATOMIC_RELAXED)) {
+			if (t->failpoints)
+				ipc_failpoint("rlock.locked");
+			ipc_rlock_link_(l, h);
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+			h->list_op_pending = NULL;
+			*owner_died = (v & FUTEX_OWNER_DIED) != 0;
+			return IPC_OK;
+		}
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		h->list_op_pending = NULL;
 	}
+	uint32_t tid = v & FUTEX_TID_MASK;
+	if (tid == t->tid)
+		return ipc_fail(err, EDEADLK, "already locked by this process");
+	if (tid > PID_LIMIT)
+		return ipc_fail(err, EPROTO,
+		                "corrupt object (internal lock owner %u is no process)", tid);
+	*seen = v;
+	return IPC_TIMEOUT;
 }
 
 int ipc_rlock_trylock(ipc_rlock *l, int *owner_died, ipc_error *err)
 {
 	*owner_died = 0;
-	if (damaged(l, err))
+	if (ipc_rlock_fast(l))
+		return IPC_OK;
+	uint32_t v;
+	if (thread_setup(err))
 		return IPC_ERR;
-	return result(pthread_mutex_trylock(&l->m), owner_died, err);
+	return attempt(l, 0, owner_died, &v, err);
 }
 
 int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *owner_died,
                    ipc_error *err)
 {
 	*owner_died = 0;
-	if (damaged(l, err))
+	if (ipc_rlock_fast(l))
+		return IPC_OK;
+	if (thread_setup(err))
 		return IPC_ERR;
-	int r = pthread_mutex_trylock(&l->m);
-	if (r != EBUSY)
-		return result(r, owner_died, err);
-	/* Spin a little: holders keep this lock for well under a microsecond. */
-	for (int i = 0; i < 200; i++) {
-		ipc_cpu_relax();
-		r = pthread_mutex_trylock(&l->m);
-		if (r != EBUSY)
-			return result(r, owner_died, err);
-	}
-	/* Sleep in slices so that a signal is noticed promptly (glibc restarts
-	 * the futex wait after a handler runs). */
-	if (sigsnap != IPC_UNINTERRUPTIBLE)
-		ipc_signals_install();
+	uint32_t v;
+	int r = attempt(l, 0, owner_died, &v, err);
+	/* Spin a little first: holders keep these locks for well under a
+	 * microsecond. */
+	if (r == IPC_TIMEOUT && ipc_spin_word(&l->s.word, v))
+		r = attempt(l, 0, owner_died, &v, err);
+	if (r != IPC_TIMEOUT)
+		return r;
+	/* Sleep on the word with FUTEX_WAITERS set, in slices: a slice's end
+	 * re-checks signals, the deadline and the holder's existence.  The bit
+	 * is set before any give-up, also by a waiter that was woken and lost
+	 * the race: the holder's unlock then wakes the next sleeper (the wake
+	 * this one consumed is passed on). */
 	unsigned seen = 0;
+	int64_t next_check = 0;
 	for (;;) {
+		if (!(v & FUTEX_WAITERS)) {
+			uint32_t want = v | FUTEX_WAITERS;
+			if (!__atomic_compare_exchange_n(&l->s.word, &v, want, 0, __ATOMIC_RELAXED,
+			                                 __ATOMIC_RELAXED)) {
+				r = attempt(l, FUTEX_WAITERS, owner_died, &v, err);
+				if (r != IPC_TIMEOUT)
+					return r;
+				continue;
+			}
+			v = want;
+		}
 		if (ipc_signal_since(sigsnap))
 			return IPC_INTERRUPTED;
-		if (damaged(l, err) || orphaned(l, &seen, err))
-			return IPC_ERR;
-		int64_t left = ipc_deadline_left(dl);
-		if (left <= 0)
+		if (ipc_deadline_left(dl) <= 0)
 			return IPC_TIMEOUT;
-		if (left > 50000000LL)
-			left = 50000000LL;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += (long)left;
-		while (ts.tv_nsec >= 1000000000L) {
-			ts.tv_nsec -= 1000000000L;
-			ts.tv_sec++;
+		int64_t now = ipc_now_ns();
+		if (now >= next_check) {
+			if (orphaned(l, &seen, err))
+				return IPC_ERR;
+			next_check = now + IPC_SLICE_NS;
 		}
-		ipc_wait_enter();
-		r = pthread_mutex_clocklock(&l->m, CLOCK_MONOTONIC, &ts);
-		ipc_wait_leave();
-		if (r != ETIMEDOUT)
-			return result(r, owner_died, err);
+		r = ipc_wait_word(&l->s.word, v, dl, IPC_SLICE_NS, sigsnap);
+		if (r != IPC_OK)
+			return r;
+		r = attempt(l, FUTEX_WAITERS, owner_died, &v, err);
+		if (r != IPC_TIMEOUT)
+			return r;
 	}
-}
-
-void ipc_rlock_consistent(ipc_rlock *l)
-{
-	pthread_mutex_consistent(&l->m);
-}
-
-void ipc_rlock_unlock(ipc_rlock *l)
-{
-	pthread_mutex_unlock(&l->m);
 }
 
 static int repaired(ipc_rlock *l, int r, int died, void (*repair)(void *), void *ctx)
@@ -213,6 +238,8 @@ static _Thread_local int64_t stuck_at;
 int ipc_rlock_enter(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap,
                     void (*repair)(void *ctx), void *ctx, ipc_error *err)
 {
+	if (ipc_rlock_fast(l)) /* free: no deadline to compute */
+		return IPC_OK;
 	int64_t now = ipc_now_ns();
 	ipc_deadline eff = {0, now + IPC_RLOCK_BOUND_NS};
 	int callers = 0; /* does the caller's deadline end the wait? */
@@ -252,4 +279,29 @@ int ipc_rlock_try_enter(ipc_rlock *l, void (*repair)(void *ctx), void *ctx, ipc_
 	int died = 0;
 	int r = ipc_rlock_trylock(l, &died, err);
 	return repaired(l, r, died, repair, ctx);
+}
+
+/* ---- lock always / lock long ---- */
+
+int ipc_lock_always(ipc_rlock *l, void (*repair)(void *ctx), void *ctx, ipc_error *err)
+{
+	int r = ipc_rlock_enter(l, NULL, IPC_UNINTERRUPTIBLE, repair, ctx, err);
+	if (r == IPC_OK || r == IPC_ERR)
+		return r;
+	/* not without a deadline nor signals; never let it pass as success */
+	return ipc_fail(err, EBUSY,
+	                "object busy or corrupt (an internal lock stayed held for %d s)",
+	                (int)(IPC_RLOCK_BOUND_NS / 1000000000LL));
+}
+
+int ipc_lock_long(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, void (*repair)(void *ctx),
+                  void *ctx, ipc_error *err)
+{
+	int died = 0;
+	int r = ipc_rlock_lock(l, dl, sigsnap, &died, err);
+	if (r == IPC_OK && died) {
+		repair(ctx);
+		ipc_rlock_consistent(l);
+	}
+	return r;
 }

@@ -17,7 +17,7 @@
 #ifndef IPC_NAME_MAX
 #define IPC_NAME_MAX 250
 #endif
-#define IPC_LAYOUT_VERSION 2 /* 2: rate counters in the bodies (ipcsh top) */
+#define IPC_LAYOUT_VERSION 3 /* 2: rate counters in the bodies (ipcsh top); 3: own lock word */
 #define IPC_NPARAMS 6
 #define IPC_HEADER_SIZE 512
 #define IPC_BODY_MAX ((uint64_t)1 << 40)

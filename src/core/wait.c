@@ -1,6 +1,5 @@
 #include "wait.h"
 
-#include "rlock.h"
 #include "signals.h"
 
 #include <errno.h>
@@ -242,31 +241,6 @@ int ipc_wait_until(const ipc_wait_spec *w, const ipc_deadline *dl, unsigned sigs
 		if (w->on_slice && __atomic_load_n(w->word, __ATOMIC_ACQUIRE) == seen)
 			w->on_slice(w->ctx);
 	}
-}
-
-/* ---- lock always / lock long ---- */
-
-int ipc_lock_always(struct ipc_rlock *l, void (*repair)(void *ctx), void *ctx, ipc_error *err)
-{
-	int r = ipc_rlock_enter(l, NULL, IPC_UNINTERRUPTIBLE, repair, ctx, err);
-	if (r == IPC_OK || r == IPC_ERR)
-		return r;
-	/* not without a deadline nor signals; never let it pass as success */
-	return ipc_fail(err, EBUSY,
-	                "object busy or corrupt (an internal lock stayed held for %d s)",
-	                (int)(IPC_RLOCK_BOUND_NS / 1000000000LL));
-}
-
-int ipc_lock_long(struct ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap,
-                  void (*repair)(void *ctx), void *ctx, ipc_error *err)
-{
-	int died = 0;
-	int r = ipc_rlock_lock(l, dl, sigsnap, &died, err);
-	if (r == IPC_OK && died) {
-		repair(ctx);
-		ipc_rlock_consistent(l);
-	}
-	return r;
 }
 
 /* ---- several words: futex_waitv (Linux 5.16+) with a polling fallback ---- */

@@ -72,22 +72,6 @@ int ipc_wait_until(const ipc_wait_spec *w, const ipc_deadline *dl, unsigned sigs
  * *left = how long to sleep, cut to slice_ns (> 0) and to one second. */
 int ipc_wait_slice(const ipc_deadline *dl, int64_t slice_ns, unsigned sigsnap, int64_t *left);
 
-/* ---- "lock always": one helper instead of a loop per object ---- */
-
-struct ipc_rlock;
-/* Enter an internal lock ignoring signals and without a caller deadline,
- * for finishing what this process started (withdrawing a registration,
- * a release); repair(ctx) runs first when the previous holder died inside.
- * Bounded all the same (IPC_RLOCK_BOUND_NS): IPC_OK, or IPC_ERR with
- * "object busy or corrupt" (or the lock's own error). */
-int ipc_lock_always(struct ipc_rlock *l, void (*repair)(void *ctx), void *ctx, ipc_error *err);
-/* Take a lock its holders keep for long (kv's table lock, mutex `w`):
- * waits against dl only (no bound); repair(ctx) runs when the previous
- * holder died inside, then the lock is marked consistent.  Results as
- * ipc_rlock_lock. */
-int ipc_lock_long(struct ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap,
-                  void (*repair)(void *ctx), void *ctx, ipc_error *err);
-
 static inline void ipc_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

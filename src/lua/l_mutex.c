@@ -66,10 +66,19 @@ static int mutex_on_open(lua_State *L, ipcl_handle *h)
 static int do_lock(lua_State *L, int shared, int tidx)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &ipcl_mutex_type);
-	unsigned snap = ipc_signal_count();
-	ipc_deadline dl = ipcl_opt_timeout(L, tidx);
+	int r = IPC_TIMEOUT;
+	/* Uncontended: no deadline or signal snapshot to compute.  A bad
+	 * timeout argument (anything but nil or a number >= 0) is reported by
+	 * ipcl_opt_timeout below before anything is locked. */
+	if (lua_isnoneornil(L, tidx) ||
+	    (lua_type(L, tidx) == LUA_TNUMBER && lua_tonumber(L, tidx) >= 0))
+		r = ipc_mutex_lock_fast(h->seg, shared);
 	ipc_error err;
-	int r = ipc_mutex_lock(h->seg, shared, &dl, snap, &err);
+	if (r != IPC_OK) {
+		unsigned snap = ipc_signal_count();
+		ipc_deadline dl = ipcl_opt_timeout(L, tidx);
+		r = ipc_mutex_lock(h->seg, shared, &dl, snap, &err);
+	}
 	if (r == IPC_OK) {
 		lua_getiuservalue(L, 1, 1);
 		return 1;
@@ -81,15 +90,28 @@ static int do_lock(lua_State *L, int shared, int tidx)
 	return 0;
 }
 
+/* m:lock() with no timeout, uncontended: the fast path alone. */
+static inline int lock_now(lua_State *L, int shared)
+{
+	ipcl_handle *h = ipcl_check(L, 1, &ipcl_mutex_type);
+	if (lua_gettop(L) < 2 && ipc_mutex_lock_fast(h->seg, shared) == IPC_OK) {
+		lua_getiuservalue(L, 1, 1);
+		return 1;
+	}
+	return 0;
+}
+
 static int m_lock(lua_State *L)
 {
-	do_lock(L, 0, 2);
+	if (!lock_now(L, 0))
+		do_lock(L, 0, 2);
 	return 1;
 }
 
 static int m_lock_shared(lua_State *L)
 {
-	do_lock(L, 1, 2);
+	if (!lock_now(L, 1))
+		do_lock(L, 1, 2);
 	return 1;
 }
 
