@@ -10,8 +10,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-static int32_t self_pid;
-static ipc_token self_token;
+int32_t ipc_self_pid_;
+ipc_token ipc_self_token_;
 static void (*child_hooks[16])(void);
 static int nchild_hooks;
 
@@ -48,15 +48,16 @@ static ipc_token make_token(int32_t pid, uint64_t ticks)
 	return (ipc_token)(uint32_t)pid | (ticks & ((1ULL << 42) - 1)) << 22;
 }
 
-static void refresh(void)
+void ipc_procid_refresh_(void)
 {
-	self_pid = (int32_t)getpid();
-	self_token = make_token(self_pid, start_ticks(self_pid));
+	int32_t pid = (int32_t)getpid();
+	ipc_self_token_ = make_token(pid, start_ticks(pid));
+	ipc_self_pid_ = pid;
 }
 
 static void after_fork_child(void)
 {
-	refresh();
+	ipc_procid_refresh_();
 	for (int i = 0; i < nchild_hooks; i++)
 		child_hooks[i]();
 }
@@ -67,7 +68,7 @@ void ipc_procid_init(void)
 	if (done)
 		return;
 	done = 1;
-	refresh();
+	ipc_procid_refresh_();
 	pthread_atfork(NULL, NULL, after_fork_child);
 }
 
@@ -78,20 +79,6 @@ void ipc_atfork_child(void (*fn)(void))
 			return;
 	if (nchild_hooks < 16)
 		child_hooks[nchild_hooks++] = fn;
-}
-
-int32_t ipc_self_pid(void)
-{
-	if (!self_pid)
-		refresh();
-	return self_pid;
-}
-
-ipc_token ipc_self_token(void)
-{
-	if (!self_token)
-		refresh();
-	return self_token;
 }
 
 int ipc_pid_alive(int32_t pid)

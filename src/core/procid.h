@@ -11,9 +11,23 @@ typedef uint64_t ipc_token;
 
 #define IPC_TOKEN_PID(t) ((int32_t)((t)&0x3fffff))
 
-/* This process's pid and token; refreshed in a forked child. */
-int32_t ipc_self_pid(void);
-ipc_token ipc_self_token(void);
+/* This process's pid and token; refreshed in a forked child.  Inline:
+ * they are read on every lock and unlock. */
+extern int32_t ipc_self_pid_;
+extern ipc_token ipc_self_token_;
+void ipc_procid_refresh_(void);
+static inline int32_t ipc_self_pid(void)
+{
+	if (__builtin_expect(!ipc_self_pid_, 0))
+		ipc_procid_refresh_();
+	return ipc_self_pid_;
+}
+static inline ipc_token ipc_self_token(void)
+{
+	if (__builtin_expect(!ipc_self_token_, 0))
+		ipc_procid_refresh_();
+	return ipc_self_token_;
+}
 
 /* 1 while the process named by token runs, 0 once it is gone (or its pid
  * now belongs to another process). */

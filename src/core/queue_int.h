@@ -128,8 +128,10 @@ int ipc_q_lock_slow(ipc_queue *v, int r, int died, q_op *o, ipc_error *err);
 /* Take the internal lock, repairing after a dead holder (or a failed
  * check).  Uncontended, it is one try and the check, inline.  IPC_OK,
  * IPC_TIMEOUT, IPC_INTERRUPTED or IPC_ERR. */
-static inline int q_lock(ipc_queue *v, q_op *o, ipc_error *err)
+static inline __attribute__((always_inline)) int q_lock(ipc_queue *v, q_op *o, ipc_error *err)
 {
+	if (__builtin_expect(ipc_rlock_fast(&v->q->lock) && q_sane(v), 1))
+		return IPC_OK; /* a free word, taken: nobody died inside */
 	int died;
 	int r = ipc_rlock_trylock(&v->q->lock, &died, err);
 	if (__builtin_expect(r == IPC_OK && !died && q_sane(v), 1))
