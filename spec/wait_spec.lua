@@ -45,7 +45,7 @@ describe('wait module, C', function()
     local _, needed = H.sh('readelf -d ' .. H.bin)
     local san = needed:find('libasan', 1, true) and ' -fsanitize=address,undefined' or ''
     local core = {}
-    for _, f in ipairs({ 'wait', 'signals', 'rlock', 'common', 'procid' }) do
+    for _, f in ipairs({ 'wait', 'signals', 'rlock', 'failpoint', 'common', 'procid' }) do
       core[#core + 1] = 'src/core/' .. f .. '.c'
     end
     sh_ok('mkdir -p ' .. tmp)

@@ -154,7 +154,7 @@ static int take_w(ipc_mutex_body *b, const ipc_deadline *dl, unsigned sigsnap, i
 	if (r == IPC_TIMEOUT && ipc_deadline_left(dl) > 0) {
 		ipc_token me = ipc_self_token();
 		int k = waiter_claim(b, me);
-		r = ipc_rlock_lock(&b->w, dl, sigsnap, &died, err);
+		r = ipc_rlock_lock_long(&b->w, dl, sigsnap, &died, err);
 		if (k >= 0)
 			waiter_clear(b, k, me);
 	}

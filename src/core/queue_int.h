@@ -130,8 +130,12 @@ int ipc_q_lock_slow(ipc_queue *v, int r, int died, q_op *o, ipc_error *err);
  * IPC_TIMEOUT, IPC_INTERRUPTED or IPC_ERR. */
 static inline __attribute__((always_inline)) int q_lock(ipc_queue *v, q_op *o, ipc_error *err)
 {
-	if (__builtin_expect(ipc_rlock_fast(&v->q->lock) && q_sane(v), 1))
-		return IPC_OK; /* a free word, taken: nobody died inside */
+	if (__builtin_expect(ipc_rlock_fast(&v->q->lock), 1)) {
+		/* a free word, taken: nobody died inside */
+		if (__builtin_expect(q_sane(v), 1))
+			return IPC_OK;
+		return ipc_q_lock_slow(v, IPC_OK, 0, o, err);
+	}
 	int died;
 	int r = ipc_rlock_trylock(&v->q->lock, &died, err);
 	if (__builtin_expect(r == IPC_OK && !died && q_sane(v), 1))

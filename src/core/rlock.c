@@ -160,8 +160,8 @@ int ipc_rlock_trylock(ipc_rlock *l, int *owner_died, ipc_error *err)
 	return attempt(l, 0, owner_died, &v, err);
 }
 
-int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *owner_died,
-                   ipc_error *err)
+static int lock_word(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *owner_died,
+                     int spin, ipc_error *err)
 {
 	*owner_died = 0;
 	if (ipc_rlock_fast(l))
@@ -170,9 +170,9 @@ int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *
 		return IPC_ERR;
 	uint32_t v;
 	int r = attempt(l, 0, owner_died, &v, err);
-	/* Spin a little first: holders keep these locks for well under a
-	 * microsecond. */
-	if (r == IPC_TIMEOUT && ipc_spin_word(&l->s.word, v))
+	/* Spin a little first when the holders keep the lock for well under a
+	 * microsecond (the internal locks). */
+	if (r == IPC_TIMEOUT && spin && ipc_spin_word(&l->s.word, v))
 		r = attempt(l, 0, owner_died, &v, err);
 	if (r != IPC_TIMEOUT)
 		return r;
@@ -182,7 +182,10 @@ int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *
 	 * the race: the holder's unlock then wakes the next sleeper (the wake
 	 * this one consumed is passed on). */
 	unsigned seen = 0;
-	int64_t next_check = 0;
+	/* the first orphan check a slice from now: a holder that just took
+	 * the word is alive, and kill(2) on every contended lock is costly */
+	int64_t next_check = ipc_now_ns() + IPC_SLICE_NS;
+	int slept = 0;
 	for (;;) {
 		if (!(v & FUTEX_WAITERS)) {
 			uint32_t want = v | FUTEX_WAITERS;
@@ -205,13 +208,26 @@ int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *
 				return IPC_ERR;
 			next_check = now + IPC_SLICE_NS;
 		}
-		r = ipc_wait_word(&l->s.word, v, dl, IPC_SLICE_NS, sigsnap);
+		r = slept++ ? ipc_wait_word_again(&l->s.word, v, dl, IPC_SLICE_NS, sigsnap)
+		            : ipc_wait_word(&l->s.word, v, dl, IPC_SLICE_NS, sigsnap);
 		if (r != IPC_OK)
 			return r;
 		r = attempt(l, FUTEX_WAITERS, owner_died, &v, err);
 		if (r != IPC_TIMEOUT)
 			return r;
 	}
+}
+
+int ipc_rlock_lock(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *owner_died,
+                   ipc_error *err)
+{
+	return lock_word(l, dl, sigsnap, owner_died, 1, err);
+}
+
+int ipc_rlock_lock_long(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, int *owner_died,
+                        ipc_error *err)
+{
+	return lock_word(l, dl, sigsnap, owner_died, 0, err);
 }
 
 static int repaired(ipc_rlock *l, int r, int died, void (*repair)(void *), void *ctx)
@@ -298,7 +314,7 @@ int ipc_lock_long(ipc_rlock *l, const ipc_deadline *dl, unsigned sigsnap, void (
                   void *ctx, ipc_error *err)
 {
 	int died = 0;
-	int r = ipc_rlock_lock(l, dl, sigsnap, &died, err);
+	int r = ipc_rlock_lock_long(l, dl, sigsnap, &died, err);
 	if (r == IPC_OK && died) {
 		repair(ctx);
 		ipc_rlock_consistent(l);

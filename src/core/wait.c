@@ -206,6 +206,12 @@ int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *d
 	return wait_word(word, expected, dl, slice_ns, sigsnap, 1);
 }
 
+int ipc_wait_word_again(const uint32_t *word, uint32_t expected, const ipc_deadline *dl,
+                        int64_t slice_ns, unsigned sigsnap)
+{
+	return wait_word(word, expected, dl, slice_ns, sigsnap, 0);
+}
+
 void ipc_wake_word(uint32_t *word, int n)
 {
 	futex(word, FUTEX_WAKE, n < 0 ? (uint32_t)INT32_MAX : (uint32_t)n, NULL);

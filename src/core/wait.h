@@ -24,6 +24,12 @@
 int ipc_wait_word(const uint32_t *word, uint32_t expected, const ipc_deadline *dl, int64_t slice_ns,
                   unsigned sigsnap);
 
+/* The same for a later sleep of one wait whose first sleep was
+ * ipc_wait_word: the signal handlers were checked then (a query costs a
+ * system call; a contended lock word may be slept on once per unlock). */
+int ipc_wait_word_again(const uint32_t *word, uint32_t expected, const ipc_deadline *dl,
+                        int64_t slice_ns, unsigned sigsnap);
+
 /* Wake up to n sleepers (n < 0: all). */
 void ipc_wake_word(uint32_t *word, int n);
 
