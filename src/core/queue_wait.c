@@ -8,12 +8,6 @@
  * as there are sleepers without a wake coming. */
 #include "queue_int.h"
 
-#include <unistd.h>
-
-#define SPIN_START 1000 /* see q_spin: pause instructions */
-#define SPIN_MIN 16
-#define SPIN_MAX 4000
-
 /* ---- registration ---- */
 
 int ipc_q_reg_waiter(ipc_qhdr *q, uint32_t kind)
@@ -60,29 +54,12 @@ void ipc_q_unreg_waiter(ipc_qhdr *q, int slot)
 /* ---- spinning and sleeping ---- */
 
 /* Spin briefly while *word == seen, before going to sleep: the other side
- * usually acts within microseconds when both run.  How long is learnt per
- * process: a spin that pays makes the next one longer, one that does not
- * (the other side is not running: the machine is busy, or it is idle)
- * halves it, so an overloaded machine sleeps at once instead of burning
- * the CPU time the other side needs.  Returns 1 if the word changed. */
+ * usually acts within microseconds when both run.  The wait module's one
+ * spin policy (ipc_spin_word: a time budget learnt per word, none on one
+ * CPU).  Returns 1 if the word changed. */
 static int q_spin(const uint32_t *word, uint32_t seen)
 {
-	static uint32_t limit = SPIN_START;
-	static long ncpu;
-	if (!ncpu)
-		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	if (ncpu < 2)
-		return 0;
-	for (uint32_t i = 0; i < limit; i++) {
-		if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != seen) {
-			if (limit < SPIN_MAX)
-				limit += limit / 4 + 8;
-			return 1;
-		}
-		ipc_cpu_relax();
-	}
-	limit = limit / 2 > SPIN_MIN ? limit / 2 : SPIN_MIN;
-	return 0;
+	return ipc_spin_word(word, seen);
 }
 
 /* Before taking the lock: when there is nothing to take (*avail == 0: no
