@@ -177,7 +177,7 @@ LIB_OBJ := $(CORE_SRC:%.c=$(B)/lib/%.o) $(LIB_SRC:%.c=$(B)/lib/%.o)
 LIB_FILE := $(B)/libipcsh.so.$(LIB_VERSION)
 LIB_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC -pthread -fvisibility=hidden -Iinclude \
 	$(WARN) $(SANFLAGS) $(CFLAGS)
-LIB_FORMAT := $(LIB_SRC) include/ipcsh.h $(wildcard examples/c/*.c spec/support/capi/*.c spec/support/wait/*.c)
+LIB_FORMAT := $(LIB_SRC) include/ipcsh.h $(wildcard examples/c/*.c spec/support/capi/*.c spec/support/wait/*.c spec/support/lockword/*.c)
 
 .PHONY: lib install-lua install-lib uninstall-lib package-check
 all: lib

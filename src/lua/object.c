@@ -2,11 +2,9 @@
 #include "object.h"
 
 #include "../core/names.h"
-#include "../core/signals.h"
 #include "modules.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,112 +18,6 @@ static const char *const common_options[] = {"name", "file", "assert", "cleanup"
 const ipcl_type *ipcl_find_type(uint32_t id)
 {
 	return id <= IPC_T_MAX ? types[id] : NULL;
-}
-
-int ipcl_raise(lua_State *L, const ipc_error *err)
-{
-	return ipcl_error(L, "%s", err->msg);
-}
-
-int ipcl_raise_obj(lua_State *L, ipcl_handle *h, const ipc_error *err)
-{
-	if (!h->seg)
-		return ipcl_error(L, "%s: %s", h->type->ops->name, err->msg);
-	return ipcl_error(L, "%s \"%s\": %s", h->type->ops->name, h->seg->name, err->msg);
-}
-
-void ipcl_check_fail(lua_State *L, int idx, const ipcl_type *t)
-{
-	ipcl_handle *h = ipcl_test(L, idx);
-	if (!h || h->type != t) {
-		if (idx == 1)
-			ipcl_selferror(L, t->ops->name);
-		ipcl_typeerror(L, idx, t->ops->name);
-	}
-	if (!h->seg) {
-		lua_getfield(L, idx, "name");
-		ipcl_error(L, "attempt to use a closed %s \"%s\"", t->ops->name,
-		           lua_tostring(L, -1));
-	}
-	abort(); /* not reached: every branch above raises */
-}
-
-ipc_deadline ipcl_opt_timeout(lua_State *L, int idx)
-{
-	return ipc_deadline_in(ipcl_timeout_arg_slow(L, idx));
-}
-
-lua_Number ipcl_timeout_arg_slow(lua_State *L, int idx)
-{
-	if (lua_isnoneornil(L, idx))
-		return -1;
-	if (lua_type(L, idx) != LUA_TNUMBER)
-		ipcl_typeerror(L, idx, "number (timeout in milliseconds)");
-	lua_Number ms = lua_tonumber(L, idx);
-	if (isnan(ms) || ms < 0)
-		ipcl_argerror(L, idx, "timeout must be a non-negative number of milliseconds");
-	return isinf(ms) ? -1 : ms;
-}
-
-int ipcl_block(lua_State *L, ipcl_handle *h, lua_Number ms, ipcl_block_fn fn, void *ctx)
-{
-	unsigned snap = ipc_signal_count();
-	ipc_deadline dl = ipc_deadline_in(ms); /* ms < 0: forever */
-	ipc_error err;
-	int r = fn(h, &dl, snap, ctx, &err);
-	if (r == IPC_ERR)
-		return ipcl_raise_obj(L, h, &err);
-	ipcl_check_interrupt(L, r);
-	return r == IPC_OK;
-}
-
-void ipcl_check_interrupt(lua_State *L, int r)
-{
-	if (r == IPC_INTERRUPTED)
-		ipcl_error(L, "interrupted");
-}
-
-/* Lua has no octal literals: mode = 0644 is decimal 644. */
-#define MODE_HINT                                                                                  \
-	"; mode is a number of permission bits: write tonumber(\"644\", 8) or 420, not "           \
-	"\"0644\" or 0644"
-
-lua_Integer ipcl_opt_int_field(lua_State *L, int opts, const char *key, lua_Integer def,
-                               lua_Integer min, lua_Integer max, const char *fname)
-{
-	if (!opts)
-		return def;
-	int t = lua_getfield(L, opts, key);
-	lua_Integer v = def;
-	if (t != LUA_TNIL) {
-		int isint = 0;
-		v = lua_tointegerx(L, -1, &isint);
-		/* "5" is not silently 5, nor 5.5 silently 5 */
-		if (t != LUA_TNUMBER || !isint)
-			luaL_error(L, "bad option '%s' to '%s' (integer expected, got %s%s)", key,
-			           fname, t == LUA_TNUMBER ? "a fraction" : luaL_typename(L, -1),
-			           strcmp(key, "mode") == 0 ? MODE_HINT : "");
-		if (v < min || v > max)
-			luaL_error(L, "bad option '%s' to '%s' (%I out of range %I..%I%s)", key,
-			           fname, v, min, max, strcmp(key, "mode") == 0 ? MODE_HINT : "");
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
-int ipcl_opt_bool_field(lua_State *L, int opts, const char *key, int def, const char *fname)
-{
-	if (!opts)
-		return def;
-	int t = lua_getfield(L, opts, key);
-	int v = def;
-	if (t == LUA_TBOOLEAN)
-		v = lua_toboolean(L, -1);
-	else if (t != LUA_TNIL)
-		luaL_error(L, "bad option '%s' to '%s' (boolean expected, got %s)", key, fname,
-		           luaL_typename(L, -1));
-	lua_pop(L, 1);
-	return v;
 }
 
 /* Lexically normalise path (absolute, no ".", "..", "//"): the file need
@@ -517,61 +409,6 @@ void ipcl_register_type(lua_State *L, const ipcl_type *t)
 	lua_pushlightuserdata(L, (void *)t);
 	lua_pushcclosure(L, l_construct, 1);
 	lua_setfield(L, -2, t->ops->name);
-}
-
-/* --- the other userdata ------------------------------------------------ */
-
-void ipcl_check_udata_fail(lua_State *L, int idx, const ipcl_udata_type *t)
-{
-	if (idx == 1)
-		ipcl_selferror(L, t->name);
-	ipcl_typeerror(L, idx, t->name);
-	abort(); /* not reached */
-}
-
-void *ipcl_new_udata(lua_State *L, const ipcl_udata_type *t, int nuv)
-{
-	size_t size = sizeof(ipcl_handle) + t->base.extra;
-	ipcl_handle *h = lua_newuserdatauv(L, size, nuv);
-	memset(h, 0, size);
-	h->magic = IPCL_UDATA_MAGIC;
-	h->type = &t->base;
-	lua_pushfstring(L, "ipcsh.%s", t->name);
-	lua_rawget(L, LUA_REGISTRYINDEX);
-	lua_setmetatable(L, -2);
-	return h->extra;
-}
-
-/* __index with fields: the type's field hook, then the methods (upvalue 1). */
-static int udata_index(lua_State *L)
-{
-	const ipcl_udata_type *t = lua_touserdata(L, lua_upvalueindex(2));
-	void *obj = ipcl_test_udata(L, 1, t);
-	if (obj && lua_type(L, 2) == LUA_TSTRING && t->field(L, obj, lua_tostring(L, 2)))
-		return 1;
-	lua_pushvalue(L, 2);
-	lua_rawget(L, lua_upvalueindex(1));
-	return 1;
-}
-
-void ipcl_register_udata(lua_State *L, const ipcl_udata_type *t)
-{
-	lua_pushfstring(L, "ipcsh.%s", t->name);
-	luaL_newmetatable(L, lua_tostring(L, -1));
-	/* rebuilt on every load (luaopen must be idempotent) */
-	lua_pushstring(L, t->name);
-	lua_setfield(L, -2, "__name");
-	if (t->meta)
-		luaL_setfuncs(L, t->meta, 0);
-	lua_createtable(L, 0, 8);
-	if (t->base.methods)
-		luaL_setfuncs(L, t->base.methods, 0);
-	if (t->field) {
-		lua_pushlightuserdata(L, (void *)t);
-		lua_pushcclosure(L, udata_index, 2);
-	}
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 2);
 }
 
 /* ipc.open(name): open an existing object of whatever type it is. */
