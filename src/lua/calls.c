@@ -60,8 +60,13 @@ int ipcl_block(lua_State *L, ipcl_handle *h, lua_Number ms, ipcl_block_fn fn, vo
 	ipc_deadline dl = ipc_deadline_in(ms); /* ms < 0: forever */
 	ipc_error err;
 	int r = fn(h, &dl, snap, ctx, &err);
+	return ipcl_result(L, h, r, &err);
+}
+
+int ipcl_result(lua_State *L, ipcl_handle *h, int r, const ipc_error *err)
+{
 	if (r == IPC_ERR)
-		return ipcl_raise_obj(L, h, &err);
+		return ipcl_raise_obj(L, h, err);
 	ipcl_check_interrupt(L, r);
 	return r == IPC_OK;
 }

@@ -1,6 +1,5 @@
 /* ipc.mutex: shared and exclusive locks with <close> guards. */
 #include "../core/mutex.h"
-#include "../core/signals.h"
 #include "modules.h"
 #include "object.h"
 
@@ -63,29 +62,22 @@ static int mutex_on_open(lua_State *L, ipcl_handle *h)
 /* --- methods --------------------------------------------------------- */
 
 /* Lock; returns 1 with the guard pushed, 0 with false pushed on timeout. */
+static int lock_block(ipcl_handle *h, const ipc_deadline *dl, unsigned sigsnap, void *ctx,
+                      ipc_error *err)
+{
+	return ipc_mutex_lock(h->seg, *(const int *)ctx, dl, sigsnap, err);
+}
+
 static int do_lock(lua_State *L, int shared, int tidx)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &ipcl_mutex_type);
-	int r = IPC_TIMEOUT;
-	/* Uncontended: no deadline or signal snapshot to compute.  A bad
-	 * timeout argument (anything but nil or a number >= 0) is reported by
-	 * ipcl_opt_timeout below before anything is locked. */
-	if (lua_isnoneornil(L, tidx) ||
-	    (lua_type(L, tidx) == LUA_TNUMBER && lua_tonumber(L, tidx) >= 0))
-		r = ipc_mutex_lock_fast(h->seg, shared);
-	ipc_error err;
-	if (r != IPC_OK) {
-		unsigned snap = ipc_signal_count();
-		ipc_deadline dl = ipcl_opt_timeout(L, tidx);
-		r = ipc_mutex_lock(h->seg, shared, &dl, snap, &err);
-	}
-	if (r == IPC_OK) {
+	/* checked before anything is locked; no clock read unless it waits */
+	lua_Number ms = ipcl_timeout_arg(L, tidx);
+	if (ipc_mutex_lock_fast(h->seg, shared) == IPC_OK ||
+	    ipcl_block(L, h, ms, lock_block, &shared)) {
 		lua_getiuservalue(L, 1, 1);
 		return 1;
 	}
-	if (r == IPC_ERR)
-		return ipcl_raise_obj(L, h, &err);
-	ipcl_check_interrupt(L, r);
 	lua_pushboolean(L, 0);
 	return 0;
 }

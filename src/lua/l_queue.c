@@ -51,13 +51,6 @@ static uint32_t check_priority(lua_State *L, int arg)
 	return (uint32_t)p;
 }
 
-static void check_result(lua_State *L, ipcl_handle *h, int r, const ipc_error *err)
-{
-	if (r == IPC_ERR)
-		ipcl_raise_obj(L, h, err);
-	ipcl_check_interrupt(L, r);
-}
-
 /* q:send(msg [, priority [, timeout_ms]]) -> true, or false when still full.
  * The common call, q:send(msg), reads no optional argument and computes no
  * deadline (none: forever, and the core takes its signal snapshot only if
@@ -83,7 +76,7 @@ static int f_send(lua_State *L)
 	ipc_error err;
 	int r = ipc_queue_send(&x->v, msg, len, prio, &dl, &err);
 	if (r != IPC_OK)
-		check_result(L, h, r, &err);
+		ipcl_result(L, h, r, &err);
 	lua_pushboolean(L, r == IPC_OK);
 	return 1;
 }
@@ -102,7 +95,7 @@ static int f_receive(lua_State *L)
 	uint32_t prio;
 	int r = ipc_queue_receive(&x->v, buf, &len, &prio, NULL, &dl, &err);
 	if (r != IPC_OK) {
-		check_result(L, h, r, &err);
+		ipcl_result(L, h, r, &err);
 		lua_pushnil(L);
 		return 1;
 	}
@@ -149,7 +142,7 @@ static int f_with(lua_State *L)
 	size_t len;
 	uint32_t prio;
 	int r = ipc_queue_receive(&v, buf, &len, &prio, &t, &dl, &err);
-	check_result(L, h, r, &err);
+	ipcl_result(L, h, r, &err);
 	if (r != IPC_OK) {
 		lua_pushboolean(L, 0);
 		return 1;

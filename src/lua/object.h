@@ -130,6 +130,9 @@ ipc_deadline ipcl_opt_timeout(lua_State *L, int idx);
 typedef int (*ipcl_block_fn)(ipcl_handle *h, const ipc_deadline *dl, unsigned sigsnap, void *ctx,
                              ipc_error *err);
 int ipcl_block(lua_State *L, ipcl_handle *h, lua_Number ms, ipcl_block_fn fn, void *ctx);
+/* ipcl_block's mapping alone, for a core call that takes its deadline and
+ * signal snapshot itself (the queue: only once it has to wait). */
+int ipcl_result(lua_State *L, ipcl_handle *h, int r, const ipc_error *err);
 
 /* The optional timeout argument at idx, checked: milliseconds, or -1 for
  * forever (none, nil, math.huge).  Raises on a bad value.  No clock read:
