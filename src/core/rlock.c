@@ -116,13 +116,16 @@ static int orphaned(ipc_rlock *l, unsigned *seen, ipc_error *err)
 /* One attempt, the thread set up.  IPC_OK, IPC_TIMEOUT (held: *seen is the
  * word) or IPC_ERR.  A word marked FUTEX_OWNER_DIED (the kernel clears the
  * id) is taken over whatever else it says; FUTEX_WAITERS is kept, and
- * added (waiters) by a locker that slept, as others may still sleep. */
+ * added (waiters) by a locker that slept, as others may still sleep.  A
+ * word with no owner id is free whatever its flags: FUTEX_WAITERS alone is
+ * never written by a locker or the kernel, only by a foreign write, and
+ * nobody would ever wake its sleepers. */
 static int attempt(ipc_rlock *l, uint32_t waiters, int *owner_died, uint32_t *seen, ipc_error *err)
 {
 	ipc_rlock_thread *t = &ipc_rlock_me;
 	struct robust_list_head *h = t->head;
 	uint32_t v = ipc_rlock_word(l);
-	while (v == 0 || (v & FUTEX_OWNER_DIED)) {
+	while (!(v & FUTEX_TID_MASK) || (v & FUTEX_OWNER_DIED)) {
 		h->list_op_pending = (struct robust_list *)&l->s.next;
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
 		uint32_t nv = t->tid | waiters | (v & FUTEX_WAITERS);
