@@ -61,17 +61,18 @@ static int mutex_on_open(lua_State *L, ipcl_handle *h)
 
 /* --- methods --------------------------------------------------------- */
 
-/* Lock; returns 1 with the guard pushed, 0 with false pushed on timeout. */
 static int lock_block(ipcl_handle *h, const ipc_deadline *dl, unsigned sigsnap, void *ctx,
                       ipc_error *err)
 {
 	return ipc_mutex_lock(h->seg, *(const int *)ctx, dl, sigsnap, err);
 }
 
+/* Lock with the timeout at tidx: 1 with the guard pushed, 0 with false
+ * pushed.  The fast path first; the timeout is checked before anything is
+ * locked, and the clock is read only when the call has to wait. */
 static int do_lock(lua_State *L, int shared, int tidx)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &ipcl_mutex_type);
-	/* checked before anything is locked; no clock read unless it waits */
 	lua_Number ms = ipcl_timeout_arg(L, tidx);
 	if (ipc_mutex_lock_fast(h->seg, shared) == IPC_OK ||
 	    ipcl_block(L, h, ms, lock_block, &shared)) {
@@ -82,28 +83,15 @@ static int do_lock(lua_State *L, int shared, int tidx)
 	return 0;
 }
 
-/* m:lock() with no timeout, uncontended: the fast path alone. */
-static inline int lock_now(lua_State *L, int shared)
-{
-	ipcl_handle *h = ipcl_check(L, 1, &ipcl_mutex_type);
-	if (lua_gettop(L) < 2 && ipc_mutex_lock_fast(h->seg, shared) == IPC_OK) {
-		lua_getiuservalue(L, 1, 1);
-		return 1;
-	}
-	return 0;
-}
-
 static int m_lock(lua_State *L)
 {
-	if (!lock_now(L, 0))
-		do_lock(L, 0, 2);
+	do_lock(L, 0, 2);
 	return 1;
 }
 
 static int m_lock_shared(lua_State *L)
 {
-	if (!lock_now(L, 1))
-		do_lock(L, 1, 2);
+	do_lock(L, 1, 2);
 	return 1;
 }
 
