@@ -30,8 +30,9 @@ static int sem_block(ipcl_handle *h, const ipc_deadline *dl, unsigned sigsnap, v
 	return ipc_sem_wait(h->seg, dl, sigsnap, err);
 }
 
-/* Wait (timeout argument at tidx); 1 taken, 0 timed out. */
-static int do_wait(lua_State *L, ipcl_handle *h, int tidx)
+/* Wait (timeout argument at tidx); 1 taken, 0 timed out.  Inline: it is
+ * s:wait's hot path. */
+static inline int do_wait(lua_State *L, ipcl_handle *h, int tidx)
 {
 	lua_Number ms = ipcl_timeout_arg(L, tidx);
 	return ipc_sem_trywait_fast(h->seg) || ipcl_block(L, h, ms, sem_block, NULL);
@@ -40,8 +41,7 @@ static int do_wait(lua_State *L, ipcl_handle *h, int tidx)
 static int s_wait(lua_State *L)
 {
 	ipcl_handle *h = ipcl_check(L, 1, &sem_type);
-	lua_Number ms = ipcl_timeout_arg(L, 2); /* do_wait, written out: the hot path */
-	lua_pushboolean(L, ipc_sem_trywait_fast(h->seg) || ipcl_block(L, h, ms, sem_block, NULL));
+	lua_pushboolean(L, do_wait(L, h, 2));
 	return 1;
 }
 
