@@ -53,15 +53,6 @@ void ipc_q_unreg_waiter(ipc_qhdr *q, int slot)
 
 /* ---- spinning and sleeping ---- */
 
-/* Spin briefly while *word == seen, before going to sleep: the other side
- * usually acts within microseconds when both run.  The wait module's one
- * spin policy (ipc_spin_word: a time budget learnt per word, none on one
- * CPU).  Returns 1 if the word changed. */
-static int q_spin(const uint32_t *word, uint32_t seen)
-{
-	return ipc_spin_word(word, seen);
-}
-
 /* Before taking the lock: when there is nothing to take (*avail == 0: no
  * message, or no free cell), wait for the other side by spinning without
  * the lock, so as not to slow it down.  Returns 1 if it spun. */
@@ -72,7 +63,7 @@ int ipc_q_pre_spin(const uint32_t *avail, const uint32_t *word, const ipc_deadli
 	uint32_t seen = __atomic_load_n(word, __ATOMIC_ACQUIRE);
 	if (__atomic_load_n(avail, __ATOMIC_RELAXED) != 0)
 		return 0;
-	q_spin(word, seen);
+	ipc_spin_word(word, seen); /* the wait module's one spin policy */
 	return 1;
 }
 
@@ -109,7 +100,7 @@ int ipc_q_wait_turn(ipc_queue *v, uint32_t *word, uint32_t kind, q_op *o, ipc_er
 	if (!o->spun) {
 		o->spun = 1;
 		q_unlock(v);
-		q_spin(word, seen);
+		ipc_spin_word(word, seen);
 		return ipc_q_relock(v, err) == IPC_OK ? IPC_OK : IPC_ERR;
 	}
 	int wr = q_sleep(v, word, seen, kind, o, err);
