@@ -28,6 +28,19 @@ local function assert_died(name, what)
   assert.equal(OWNER_DIED, w & (OWNER_DIED | TID), (what or '') .. ': word ' .. hex(w))
 end
 
+-- A process that locks the mutex and sleeps, ready (killed by the test).
+local function spawn_holder(name, finally)
+  local c = H.spawn([[
+    local m = ipc.mutex((select(2, ...)))
+    m:lock()
+    ready()
+    ipc.sleep(30000)
+  ]], name)
+  H.guard(c, finally)
+  assert.truthy(c:wait_ready())
+  return c
+end
+
 describe('lock word', function()
   local m, name
   before_each(function()
@@ -64,14 +77,7 @@ describe('lock word', function()
   end)
 
   it('a holder killed at rest: the kernel marks it, the next locker repairs', function()
-    local c = H.spawn([[
-      local m = ipc.mutex((select(2, ...)))
-      m:lock()
-      ready()
-      ipc.sleep(30000)
-    ]], name)
-    H.guard(c, finally)
-    assert.truthy(c:wait_ready())
+    local c = spawn_holder(name, finally)
     assert.equal(c.pid, word(name))
     assert.is_not.equal(0, owner(name))
     c:kill(9)
@@ -85,14 +91,7 @@ describe('lock word', function()
   end)
 
   it('a repairer that dies leaves the word marked; the next one repairs', function()
-    local c = H.spawn([[
-      local m = ipc.mutex((select(2, ...)))
-      m:lock()
-      ready()
-      ipc.sleep(30000)
-    ]], name)
-    H.guard(c, finally)
-    assert.truthy(c:wait_ready())
+    local c = spawn_holder(name, finally)
     c:kill(9)
     c:wait()
     local st = H.run_env({ IPCSH_FAILPOINT = 'mutex.repair_w' }, [[
@@ -134,14 +133,7 @@ describe('lock word', function()
   end
 
   it('a death while others sleep on the word wakes one of them (WAITERS kept)', function()
-    local holder = H.spawn([[
-      local m = ipc.mutex((select(2, ...)))
-      m:lock()
-      ready()
-      ipc.sleep(30000)
-    ]], name)
-    H.guard(holder, finally)
-    assert.truthy(holder:wait_ready())
+    local holder = spawn_holder(name, finally)
     local waiters = {}
     for i = 1, 2 do
       waiters[i] = H.spawn([[
