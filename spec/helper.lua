@@ -245,4 +245,42 @@ function H.wait_until(fn, ms)
   return fn()
 end
 
+-- The kill storm of the board-checked specs (torture/board.lua, its header
+-- says why it is exact): o.nw workers made by o.spawn(i), each joined to
+-- board slot i, running until o.shm's word 0 is set and counting what it
+-- completes at offset 8.  o.kills times, a random worker is recorded as the
+-- board's victim (before the kill), killed with SIGKILL and restarted;
+-- o.after_kill(i, all) runs between the two.  Then: progress was made, the
+-- workers stop and exit 0, and the board saw no violation (o.log holds the
+-- workers' descriptions of any).  Returns every child started.
+function H.storm(o)
+  local assert = require 'luassert'
+  local all, kids = {}, {}
+  local function start(i)
+    local c = o.spawn(i)
+    all[#all + 1] = c
+    H.guard(c, o.finally)
+    assert.truthy(c:wait_ready(), 'worker did not start\n' .. H.crash_report(all))
+    return c
+  end
+  for i = 1, o.nw do kids[i] = start(i) end
+  for _ = 1, o.kills do
+    local i = math.random(1, o.nw)
+    H.sleep(math.random(1, o.pause_ms))
+    o.board:record_victim(i, kids[i].pid) -- before the kill
+    kids[i]:kill(9)
+    assert.equal(137, kids[i]:wait(), 'a worker died on its own\n' .. H.crash_report(all))
+    if o.after_kill then o.after_kill(i, all) end
+    kids[i] = start(i)
+  end
+  local shm = o.shm
+  local before = shm:add(8, 0)
+  assert.truthy(H.wait_until(function() return shm:add(8, 0) > before end, 10000),
+    'the storm stalled\n' .. H.crash_report(all))
+  shm:add(0, 1)
+  for i = 1, o.nw do assert.equal(0, kids[i]:wait(20000), H.crash_report(all)) end
+  assert.equal(0, o.board:violations(), (H.read_file(o.log) or '') .. H.crash_report(all))
+  return all
+end
+
 return H

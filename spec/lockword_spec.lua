@@ -191,35 +191,17 @@ describe('lock word', function()
         s:add(8, 1)
       end
     ]]
-    local all, kids = {}, {}
     local log = H.tmpname('lwstorm')
-    local function start(i)
-      local c = H.spawn(worker, name, shm.name, tostring(i), log)
-      all[#all + 1] = c
-      H.guard(c, finally)
-      assert.truthy(c:wait_ready(), 'worker did not start\n' .. H.crash_report(all))
-      return c
-    end
-    for i = 1, NW do kids[i] = start(i) end
     local marked = 0
-    for _ = 1, 100 do
-      local i = math.random(1, NW)
-      H.sleep(math.random(1, 10))
-      board:record_victim(i, kids[i].pid)
-      kids[i]:kill(9)
-      assert.equal(137, kids[i]:wait(), 'a worker died on its own\n' .. H.crash_report(all))
-      if word(name) & OWNER_DIED ~= 0 then marked = marked + 1 end
-      -- the lock is never lost: this process gets it (past the others)
-      assert.truthy(m:lock(5000), 'lock lost after a kill\n' .. H.crash_report(all))
-      m:unlock()
-      kids[i] = start(i)
-    end
-    local before = shm:add(8, 0)
-    assert.truthy(H.wait_until(function() return shm:add(8, 0) > before end, 10000),
-      'the storm stalled\n' .. H.crash_report(all))
-    shm:add(0, 1)
-    for i = 1, NW do assert.equal(0, kids[i]:wait(20000), H.crash_report(all)) end
-    assert.equal(0, board:violations(), (H.read_file(log) or '') .. H.crash_report(all))
+    H.storm({ nw = NW, kills = 100, pause_ms = 10, shm = shm, board = board, log = log,
+      finally = finally,
+      spawn = function(i) return H.spawn(worker, name, shm.name, tostring(i), log) end,
+      after_kill = function(_, all)
+        if word(name) & OWNER_DIED ~= 0 then marked = marked + 1 end
+        -- the lock is never lost: this process gets it (past the others)
+        assert.truthy(m:lock(5000), 'lock lost after a kill\n' .. H.crash_report(all))
+        m:unlock()
+      end })
     assert.equal(0, word(name))
     assert.equal(0, m:info().waiters)
     -- how many kills found a holder inside (informational: at least one

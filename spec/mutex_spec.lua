@@ -273,30 +273,10 @@ describe('mutex', function()
         m:unlock()
       end
     ]]
-    local all, kids = {}, {}
     local log = H.tmpname('storm') -- violations are described here
-    local function start(i)
-      local c = H.spawn(worker, name, shm.name, tostring(i), log)
-      all[#all + 1] = c
-      H.guard(c, finally)
-      assert.truthy(c:wait_ready(), 'worker did not start\n' .. H.crash_report(all))
-      return c
-    end
-    for i = 1, NW do kids[i] = start(i) end
-    for _ = 1, 50 do
-      local i = math.random(1, NW)
-      H.sleep(math.random(1, 15))
-      board:record_victim(i, kids[i].pid) -- before the kill
-      kids[i]:kill(9)
-      assert.equal(137, kids[i]:wait(), 'a worker died on its own\n' .. H.crash_report(all))
-      kids[i] = start(i)
-    end
-    local before = shm:add(8, 0)
-    assert.truthy(H.wait_until(function() return shm:add(8, 0) > before end, 10000),
-      'the storm stalled\n' .. H.crash_report(all))
-    shm:add(0, 1)
-    for i = 1, NW do assert.equal(0, kids[i]:wait(20000), H.crash_report(all)) end
-    assert.equal(0, board:violations(), (H.read_file(log) or '') .. H.crash_report(all))
+    H.storm({ nw = NW, kills = 50, pause_ms = 15, shm = shm, board = board, log = log,
+      finally = finally,
+      spawn = function(i) return H.spawn(worker, name, shm.name, tostring(i), log) end })
     assert.truthy(m:lock(2000))
     m:unlock()
     assert.truthy(m:lock_shared(2000))

@@ -268,30 +268,12 @@ describe('semaphore', function()
         if v < 0 or v > V then s:add(16, 1) end
       end
     ]]
-    local all, kids = {}, {}
     local log = H.tmpname('semstorm') -- violations are described here
-    local function start(i)
-      local c = H.spawn(worker, s.name, shm.name, tostring(i), log, tostring(V), tostring(NW))
-      all[#all + 1] = c
-      H.guard(c, finally)
-      assert.truthy(c:wait_ready(), 'worker did not start\n' .. H.crash_report(all))
-      return c
-    end
-    for i = 1, NW do kids[i] = start(i) end
-    for _ = 1, 50 do
-      local i = math.random(1, NW)
-      H.sleep(math.random(1, 15))
-      board:record_victim(i, kids[i].pid) -- before the kill
-      kids[i]:kill(9)
-      assert.equal(137, kids[i]:wait(), 'a worker died on its own\n' .. H.crash_report(all))
-      kids[i] = start(i)
-    end
-    local before = shm:add(8, 0)
-    assert.truthy(H.wait_until(function() return shm:add(8, 0) > before end, 10000),
-      'the storm stalled\n' .. H.crash_report(all))
-    shm:add(0, 1)
-    for i = 1, NW do assert.equal(0, kids[i]:wait(20000), H.crash_report(all)) end
-    assert.equal(0, board:violations(), (H.read_file(log) or '') .. H.crash_report(all))
+    H.storm({ nw = NW, kills = 50, pause_ms = 15, shm = shm, board = board, log = log,
+      finally = finally,
+      spawn = function(i)
+        return H.spawn(worker, s.name, shm.name, tostring(i), log, tostring(V), tostring(NW))
+      end })
     assert.equal(0, shm:add(16, 0), 'value() outside 0..' .. V)
     assert.truthy(shm:add(8, 0) > 100, 'the storm made little progress: ' .. shm:add(8, 0))
     -- every permit is back, exactly V of them
